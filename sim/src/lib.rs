@@ -1,0 +1,1 @@
+//! An in-process Kubernetes API and KubeVirt simulator (filled by the simulator issue).

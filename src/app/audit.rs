@@ -1,0 +1,55 @@
+//! Writing and verifying the audit log.
+
+use super::AppError;
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::domain::audit_chain::{ChainBreak, ChainVerifier};
+use sqlx::PgPool;
+
+/// Records one entry in a transaction of its own (for actions that write nothing else).
+pub async fn record(pool: &PgPool, entry: &AuditEntry) -> Result<i64, AppError> {
+    let mut tx = pool.begin().await?;
+    let id = db::audit::append(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub rows_checked: u64,
+    /// The first bad row, if any.
+    pub problem: Option<ChainBreak>,
+}
+
+const VERIFY_BATCH: i64 = 1000;
+
+/// Walks the whole chain in id order, in batches, within one read-only snapshot so that
+/// appends committed meanwhile cannot look like tampering.
+pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AppError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0;
+    loop {
+        let rows = db::audit::rows_after(&mut tx, after, VERIFY_BATCH).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in &rows {
+            if let Err(problem) = verifier.check(row) {
+                return Ok(VerifyReport {
+                    rows_checked: verifier.rows_checked(),
+                    problem: Some(problem),
+                });
+            }
+        }
+    }
+    let (head_id, head_hash, _) = db::audit::head(&mut tx).await?;
+    let problem = verifier.finish(head_id, &head_hash).err();
+    tx.commit().await?;
+    Ok(VerifyReport {
+        rows_checked: verifier.rows_checked(),
+        problem,
+    })
+}

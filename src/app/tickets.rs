@@ -1,0 +1,94 @@
+//! Deciding tickets. Of concurrent decisions on one ticket exactly one wins; the others get
+//! `AppError::Conflict` naming the state the winner left.
+
+use super::AppError;
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::db::tickets::TicketRow;
+use crate::domain::permissions::can_decide;
+use crate::domain::ticket::{TicketStatus, check_transition};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+impl Verdict {
+    fn target(self) -> TicketStatus {
+        match self {
+            Self::Approve => TicketStatus::Approved,
+            Self::Reject => TicketStatus::Rejected,
+        }
+    }
+
+    fn audit_action(self) -> &'static str {
+        match self {
+            Self::Approve => "approval.approve",
+            Self::Reject => "approval.reject",
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Result<TicketStatus, AppError> {
+    s.parse().map_err(|e| AppError::Invalid {
+        field: "tickets.status".into(),
+        rule: format!("{e}"),
+    })
+}
+
+/// Records a decision in one transaction: the ticket's new state, a domain event and an
+/// audit row. Authorisation of `approver` for the ticket's System and environment is the
+/// caller's job; separation of duties is checked here because it holds everywhere.
+pub async fn decide(
+    pool: &PgPool,
+    ticket_id: Uuid,
+    verdict: Verdict,
+    approver: &str,
+    reason: &str,
+) -> Result<TicketRow, AppError> {
+    let mut tx = pool.begin().await?;
+    let ticket = db::tickets::get(&mut tx, ticket_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound { what: "ticket", id: ticket_id.to_string() })?;
+    can_decide(&ticket.requester, approver).map_err(|e| AppError::Forbidden(e.to_string()))?;
+    let current = parse_status(&ticket.status)?;
+    check_transition(current, verdict.target())
+        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    let Some(decided) = db::tickets::decide(
+        &mut tx,
+        ticket_id,
+        TicketStatus::PendingApproval.as_str(),
+        verdict.target().as_str(),
+        approver,
+        reason,
+    )
+    .await?
+    else {
+        // Lost the race: report what the winner did, read after its commit.
+        drop(tx);
+        let mut conn = pool.acquire().await?;
+        let now = db::tickets::get(&mut conn, ticket_id).await?;
+        let detail = now
+            .map(|t| format!("is already {} (by {})", t.status, t.approver.unwrap_or_default()))
+            .unwrap_or_else(|| "no longer exists".into());
+        return Err(AppError::Conflict(format!("ticket {ticket_id} {detail}")));
+    };
+    let payload = json!({"ticket_id": ticket_id, "verdict": verdict.target().as_str(),
+                         "approver": approver, "reason": reason});
+    db::events::insert(&mut tx, "ticket", ticket_id, verdict.audit_action(), "Completed", &payload)
+        .await?;
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new(verdict.audit_action(), approver, "ticket", ticket_id, &decided.operation)
+            .environment(&decided.environment)
+            .parent("service", decided.service_id)
+            .details(json!({"reason": reason, "requester": decided.requester})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(decided)
+}

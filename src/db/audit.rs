@@ -1,0 +1,167 @@
+//! The audit log's single append function and the reads verification needs.
+
+use crate::domain::audit_chain::{AuditContent, StoredRow, row_hash};
+use crate::domain::redact::redact;
+use chrono::{DurationRound, TimeDelta, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// One audit record as a writer describes it.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_name: String,
+    pub parent: Option<(String, String)>,
+    pub environment: Option<String>,
+    pub details: Value,
+}
+
+impl AuditEntry {
+    pub fn new(
+        action: &str,
+        actor: &str,
+        resource_type: &str,
+        resource_id: impl ToString,
+        resource_name: &str,
+    ) -> Self {
+        Self {
+            action: action.to_string(),
+            actor: actor.to_string(),
+            resource_type: resource_type.to_string(),
+            resource_id: resource_id.to_string(),
+            resource_name: resource_name.to_string(),
+            parent: None,
+            environment: None,
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn parent(mut self, kind: &str, id: impl ToString) -> Self {
+        self.parent = Some((kind.to_string(), id.to_string()));
+        self
+    }
+
+    pub fn environment(mut self, env: impl ToString) -> Self {
+        self.environment = Some(env.to_string());
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Appends one row to the chain. Must run inside the caller's transaction: the chain head's
+/// row lock, held until commit, orders concurrent appends so the chain never forks; a rolled
+/// back transaction takes its row and the head update with it. Secret-like keys in the
+/// details are redacted before anything is hashed or stored.
+pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result<i64> {
+    let head = sqlx::query!("SELECT last_hash FROM audit_chain_head WHERE singleton FOR UPDATE")
+        .fetch_one(&mut *conn)
+        .await?;
+    let content = AuditContent {
+        // PostgreSQL keeps microseconds; hash exactly what will be read back.
+        occurred_at: Utc::now()
+            .duration_trunc(TimeDelta::microseconds(1))
+            .expect("microsecond truncation cannot overflow"),
+        action: entry.action.clone(),
+        actor: entry.actor.clone(),
+        resource_type: entry.resource_type.clone(),
+        resource_id: entry.resource_id.clone(),
+        resource_name: entry.resource_name.clone(),
+        parent_type: entry.parent.as_ref().map(|p| p.0.clone()),
+        parent_id: entry.parent.as_ref().map(|p| p.1.clone()),
+        environment: entry.environment.clone(),
+        details: redact(&entry.details),
+    };
+    let hash = row_hash(&head.last_hash, &content);
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO audit_log (occurred_at, action, actor, resource_type, resource_id, resource_name,
+                                  parent_type, parent_id, environment, details, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           RETURNING id"#,
+        content.occurred_at,
+        content.action,
+        content.actor,
+        content.resource_type,
+        content.resource_id,
+        content.resource_name,
+        content.parent_type,
+        content.parent_id,
+        content.environment,
+        content.details,
+        head.last_hash,
+        hash,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE audit_chain_head SET last_id = $1, last_hash = $2, row_count = row_count + 1 WHERE singleton",
+        id,
+        hash
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// The recorded head of the chain: (newest id, its hash, row count).
+pub async fn head(conn: &mut PgConnection) -> sqlx::Result<(i64, String, i64)> {
+    let row = sqlx::query!(
+        "SELECT last_id, last_hash, row_count FROM audit_chain_head WHERE singleton"
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.last_id, row.last_hash, row.row_count))
+}
+
+/// Up to `limit` rows with an id above `after_id`, in id order.
+pub async fn rows_after(
+    conn: &mut PgConnection,
+    after_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredRow>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, occurred_at, action, actor, resource_type, resource_id, resource_name,
+                  parent_type, parent_id, environment, details, prev_hash, hash
+           FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"#,
+        after_id,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredRow {
+            id: r.id,
+            content: AuditContent {
+                occurred_at: r.occurred_at,
+                action: r.action,
+                actor: r.actor,
+                resource_type: r.resource_type,
+                resource_id: r.resource_id,
+                resource_name: r.resource_name,
+                parent_type: r.parent_type,
+                parent_id: r.parent_id,
+                environment: r.environment,
+                details: r.details,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        })
+        .collect())
+}
+
+/// Rows for one actor, newest first (for inspection and tests).
+pub async fn actions_by_actor(conn: &mut PgConnection, actor: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        "SELECT action FROM audit_log WHERE actor = $1 ORDER BY id",
+        actor
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,38 @@
+//! Approval policies: which operations need approval in which environment (DESIGN §4).
+
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRow {
+    pub operation: String,
+    pub environment: String,
+    pub requires_approval: bool,
+}
+
+/// Inserts a policy unless one exists for (operation, environment); an admin's edit stays.
+pub async fn insert_if_absent(
+    conn: &mut PgConnection,
+    operation: &str,
+    environment: &str,
+    requires_approval: bool,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"INSERT INTO approval_policies (operation, environment, requires_approval)
+           VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"#,
+        operation,
+        environment,
+        requires_approval
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn all(conn: &mut PgConnection) -> sqlx::Result<Vec<PolicyRow>> {
+    sqlx::query_as!(
+        PolicyRow,
+        "SELECT operation, environment, requires_approval FROM approval_policies ORDER BY operation, environment"
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,199 @@
+//! Permissions, roles, role bindings and System resource bindings.
+
+use crate::domain::subject::Subject;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Inserts a permission unless it exists; true when inserted.
+pub async fn insert_permission(
+    conn: &mut PgConnection,
+    id: &str,
+    description: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "INSERT INTO permissions (id, description) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        id,
+        description
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Inserts a role unless one of that name exists; true when inserted.
+pub async fn insert_role(
+    conn: &mut PgConnection,
+    name: &str,
+    description: &str,
+    builtin: bool,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "INSERT INTO roles (name, description, builtin) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        name,
+        description,
+        builtin
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn grant(conn: &mut PgConnection, role: &str, permission: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "INSERT INTO role_permissions (role_name, permission_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        role,
+        permission
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The permissions granted to a role, sorted.
+pub async fn role_permissions(conn: &mut PgConnection, role: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        "SELECT permission_id FROM role_permissions WHERE role_name = $1 ORDER BY permission_id",
+        role
+    )
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleBindingRow {
+    pub id: Uuid,
+    pub subject_kind: String,
+    pub subject_name: String,
+    pub role_name: String,
+    pub scope_system_id: Option<Uuid>,
+    pub allowed_environments: Vec<String>,
+    pub source: String,
+}
+
+/// A binding to insert.
+#[derive(Debug, Clone)]
+pub struct NewRoleBinding<'a> {
+    pub subject: &'a Subject,
+    pub role: &'a str,
+    pub scope_system_id: Option<Uuid>,
+    pub allowed_environments: &'a [String],
+    pub source: &'a str,
+    pub created_by: &'a str,
+}
+
+/// Inserts a binding unless the same (subject, role, scope) exists; the new row's id, if any.
+pub async fn insert_role_binding(
+    conn: &mut PgConnection,
+    b: &NewRoleBinding<'_>,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO role_bindings (subject_kind, subject_name, role_name, scope_system_id,
+                                      allowed_environments, source, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (subject_kind, subject_name, role_name,
+                        COALESCE(scope_system_id, '00000000-0000-0000-0000-000000000000'::uuid))
+           DO NOTHING
+           RETURNING id"#,
+        b.subject.kind.as_str(),
+        b.subject.name,
+        b.role,
+        b.scope_system_id,
+        b.allowed_environments,
+        b.source,
+        b.created_by
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn role_bindings_by_source(
+    conn: &mut PgConnection,
+    source: &str,
+) -> sqlx::Result<Vec<RoleBindingRow>> {
+    sqlx::query_as!(
+        RoleBindingRow,
+        r#"SELECT id, subject_kind, subject_name, role_name, scope_system_id, allowed_environments, source
+           FROM role_bindings WHERE source = $1 ORDER BY subject_kind, subject_name, role_name"#,
+        source
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// All bindings of the given subjects (a user and their groups), global or on any System.
+pub async fn role_bindings_for(
+    conn: &mut PgConnection,
+    subjects: &[Subject],
+) -> sqlx::Result<Vec<RoleBindingRow>> {
+    let kinds: Vec<&str> = subjects.iter().map(|s| s.kind.as_str()).collect();
+    let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query_as!(
+        RoleBindingRow,
+        r#"SELECT b.id, b.subject_kind, b.subject_name, b.role_name, b.scope_system_id,
+                  b.allowed_environments, b.source
+           FROM role_bindings b
+           JOIN unnest($1::text[], $2::text[]) AS s(kind, name)
+             ON b.subject_kind = s.kind AND b.subject_name = s.name
+           ORDER BY b.role_name, b.id"#,
+        &kinds as &[&str],
+        &names as &[&str]
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn delete_role_binding(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!("DELETE FROM role_bindings WHERE id = $1", id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Grants a resource role on a System; true when a new grant was made.
+pub async fn grant_system_role(
+    conn: &mut PgConnection,
+    system_id: Uuid,
+    subject: &Subject,
+    role: &str,
+    granted_by: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"INSERT INTO system_resource_bindings (system_id, subject_kind, subject_name, role, granted_by)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"#,
+        system_id,
+        subject.kind.as_str(),
+        subject.name,
+        role,
+        granted_by
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleSummary {
+    pub name: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+pub async fn roles(conn: &mut PgConnection) -> sqlx::Result<Vec<RoleSummary>> {
+    let rows = sqlx::query!(
+        r#"SELECT r.name, r.builtin,
+                  COALESCE(array_agg(p.permission_id ORDER BY p.permission_id)
+                           FILTER (WHERE p.permission_id IS NOT NULL), '{}') AS "permissions!"
+           FROM roles r LEFT JOIN role_permissions p ON p.role_name = r.name
+           GROUP BY r.name, r.builtin ORDER BY r.name"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RoleSummary {
+            name: r.name,
+            builtin: r.builtin,
+            permissions: r.permissions,
+        })
+        .collect())
+}

@@ -1,0 +1,91 @@
+//! Tickets: a request for an operation and its decision (DESIGN §4).
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub operation: &'a str,
+    pub requester: &'a str,
+    pub request_uid: Option<&'a str>,
+    pub service_id: Uuid,
+    pub namespace_id: Uuid,
+    pub environment: &'a str,
+    pub vm_id: Option<Uuid>,
+    pub vm_count: i32,
+    pub reason: &'a str,
+    pub request: &'a Value,
+    pub status: &'a str,
+}
+
+pub async fn insert(conn: &mut PgConnection, t: &NewTicket<'_>) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO tickets (operation, requester, request_uid, service_id, namespace_id, environment,
+                                vm_id, vm_count, reason, request, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"#,
+        t.operation,
+        t.requester,
+        t.request_uid,
+        t.service_id,
+        t.namespace_id,
+        t.environment,
+        t.vm_id,
+        t.vm_count,
+        t.reason,
+        t.request,
+        t.status
+    )
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    pub id: Uuid,
+    pub operation: String,
+    pub status: String,
+    pub requester: String,
+    pub environment: String,
+    pub service_id: Uuid,
+    pub approver: Option<String>,
+    pub decision_reason: Option<String>,
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketRow>> {
+    sqlx::query_as!(
+        TicketRow,
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason
+           FROM tickets WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves a ticket from `from` to `to`, recording who decided and why. Returns None when the
+/// ticket is not in `from` any more: a concurrent decision won. The UPDATE's row lock makes a
+/// second decider wait for the first to commit and then find the state changed.
+pub async fn decide(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    approver: &str,
+    reason: &str,
+) -> sqlx::Result<Option<TicketRow>> {
+    sqlx::query_as!(
+        TicketRow,
+        r#"UPDATE tickets
+           SET status = $3, approver = $4, decision_reason = $5, decided_at = now(), updated_at = now()
+           WHERE id = $1 AND status = $2
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason"#,
+        id,
+        from,
+        to,
+        approver,
+        reason
+    )
+    .fetch_optional(conn)
+    .await
+}

@@ -1,0 +1,10 @@
+//! KubeVirt Shepherd: governance for KubeVirt virtual machines (see DESIGN.md).
+//!
+//! Layers: `domain` (pure rules), `db` (persistence on a caller's connection), `app` (use
+//! cases owning transactions), `jobs` (River job definitions), `cli` (the binary).
+
+pub mod app;
+pub mod cli;
+pub mod db;
+pub mod domain;
+pub mod jobs;
