@@ -44,9 +44,9 @@ lint:
 ci: lint test
 
 demo: db
-	export DATABASE_URL=$(DB_URL); \
+	@export DATABASE_URL=$(DB_URL); \
 	$(CARGO) run --quiet --bin shepherd -- migrate && \
-	$(CARGO) run --quiet --bin shepherd -- seed --bootstrap-admin user:admin && \
+	$(CARGO) run --quiet --bin shepherd -- seed --bootstrap-admin user:admin --bootstrap-admin group:platform-admins && \
 	$(CARGO) run --quiet --bin shepherd -- audit verify && \
 	$(CARGO) run --quiet --bin shepherd -- show
 

@@ -7,7 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "shepherd", version, about = "KubeVirt Shepherd: governance for KubeVirt virtual machines")]
+#[command(
+    name = "shepherd",
+    version,
+    about = "KubeVirt Shepherd: governance for KubeVirt virtual machines"
+)]
 pub struct Cli {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
@@ -77,8 +81,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 report.roles_added.len(),
                 report.roles_added,
                 report.policies_added,
-                report.admins_added.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                report.admins_revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                report
+                    .admins_added
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                report
+                    .admins_revoked
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
             );
             for d in &report.drifted_roles {
                 println!(
@@ -87,16 +99,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let report = app::audit::verify(&pool).await?;
             match report.problem {
-                None => println!("audit verify: ok, {} rows, chain intact", report.rows_checked),
+                None => println!(
+                    "audit verify: ok, {} rows, chain intact",
+                    report.rows_checked
+                ),
                 Some(problem) => {
                     eprintln!(
                         "audit verify: FAILED after {} good rows: {problem}",
                         report.rows_checked
                     );
-                    if let ChainBreak::Edited { id } | ChainBreak::BrokenLink { id, .. } | ChainBreak::BrokenStart { id } = problem {
+                    if let ChainBreak::Edited { id }
+                    | ChainBreak::BrokenLink { id, .. }
+                    | ChainBreak::BrokenStart { id } = problem
+                    {
                         eprintln!("audit verify: first bad row: {id}");
                     }
                     return Ok(1);
@@ -110,8 +130,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn print_inventory(inv: &app::inventory::Inventory) {
     let c = &inv.counts;
-    println!("inventory: {} systems, {} services, {} namespaces, {} clusters, {} tickets, {} vms",
-        c.systems, c.services, c.namespaces, c.clusters, c.tickets, c.vms);
+    println!(
+        "inventory: {} systems, {} services, {} namespaces, {} clusters, {} tickets, {} vms",
+        c.systems, c.services, c.namespaces, c.clusters, c.tickets, c.vms
+    );
     println!("roles:");
     for r in &inv.roles {
         let kind = if r.builtin { "built-in" } else { "custom" };
@@ -125,14 +147,25 @@ fn print_inventory(inv: &app::inventory::Inventory) {
             inv.policies
                 .iter()
                 .find(|p| p.operation == op && p.environment == env)
-                .map(|p| if p.requires_approval { "approval" } else { "auto" })
+                .map(|p| {
+                    if p.requires_approval {
+                        "approval"
+                    } else {
+                        "auto"
+                    }
+                })
                 .unwrap_or("approval (no rule)")
         };
         println!("  {:<9} {} / {}", op, needs("test"), needs("prod"));
     }
     println!("bootstrap platform admins:");
     for b in &inv.bootstrap_admins {
-        println!("  {} {} ({})", b.subject_kind, b.subject_name, b.allowed_environments.join(", "));
+        println!(
+            "  {} {} ({})",
+            b.subject_kind,
+            b.subject_name,
+            b.allowed_environments.join(", ")
+        );
     }
     println!("audit log: {} rows", inv.audit_rows);
 }

@@ -64,9 +64,14 @@ impl SeedReport {
 
 fn permission_description(p: Permission) -> String {
     match p {
-        Permission::PlatformAdmin => "Allows everything, in the environments the binding allows".into(),
+        Permission::PlatformAdmin => {
+            "Allows everything, in the environments the binding allows".into()
+        }
         other => {
-            let (resource, action) = other.as_str().split_once(':').unwrap_or((other.as_str(), ""));
+            let (resource, action) = other
+                .as_str()
+                .split_once(':')
+                .unwrap_or((other.as_str(), ""));
             format!("Allows {action} on {resource}")
         }
     }
@@ -85,8 +90,11 @@ pub async fn run(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, AppEr
     }
 
     for role in BuiltinRole::ALL {
-        let defaults: BTreeSet<String> =
-            role.permissions().iter().map(|p| p.as_str().to_string()).collect();
+        let defaults: BTreeSet<String> = role
+            .permissions()
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
         if db::rbac::insert_role(&mut tx, role.name(), "built-in role", true).await? {
             for p in &defaults {
                 db::rbac::grant(&mut tx, role.name(), p).await?;
@@ -100,8 +108,10 @@ pub async fn run(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, AppEr
             report.roles_added.push(role.name().to_string());
             continue;
         }
-        let current: BTreeSet<String> =
-            db::rbac::role_permissions(&mut tx, role.name()).await?.into_iter().collect();
+        let current: BTreeSet<String> = db::rbac::role_permissions(&mut tx, role.name())
+            .await?
+            .into_iter()
+            .collect();
         if current != defaults {
             let drift = RoleDrift {
                 role: role.name().to_string(),
@@ -139,7 +149,10 @@ async fn sync_bootstrap_admins(
     admins: &[Subject],
     report: &mut SeedReport,
 ) -> Result<(), AppError> {
-    let all_envs: Vec<String> = Environment::ALL.iter().map(|e| e.as_str().to_string()).collect();
+    let all_envs: Vec<String> = Environment::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
     let role = BuiltinRole::PlatformAdmin.name();
     for subject in admins {
         let binding = NewRoleBinding {
@@ -164,11 +177,17 @@ async fn sync_bootstrap_admins(
         }
     }
     for existing in db::rbac::role_bindings_by_source(conn, CONFIG_SOURCE).await? {
-        let kind: SubjectKind = existing.subject_kind.parse().map_err(|e| AppError::Invalid {
-            field: "role_bindings.subject_kind".into(),
-            rule: format!("{e}"),
-        })?;
-        let subject = Subject { kind, name: existing.subject_name.clone() };
+        let kind: SubjectKind = existing
+            .subject_kind
+            .parse()
+            .map_err(|e| AppError::Invalid {
+                field: "role_bindings.subject_kind".into(),
+                rule: format!("{e}"),
+            })?;
+        let subject = Subject {
+            kind,
+            name: existing.subject_name.clone(),
+        };
         let configured = existing.role_name == role
             && existing.scope_system_id.is_none()
             && admins.contains(&subject);
@@ -178,9 +197,17 @@ async fn sync_bootstrap_admins(
         if db::rbac::delete_role_binding(conn, existing.id).await? {
             db::audit::append(
                 conn,
-                &AuditEntry::new("role.revoke", SEED_ACTOR, "role_binding", existing.id, &existing.role_name)
-                    .details(json!({"subject_kind": existing.subject_kind, "subject": existing.subject_name,
-                                    "reason": "no longer in the bootstrap admin configuration"})),
+                &AuditEntry::new(
+                    "role.revoke",
+                    SEED_ACTOR,
+                    "role_binding",
+                    existing.id,
+                    &existing.role_name,
+                )
+                .details(
+                    json!({"subject_kind": existing.subject_kind, "subject": existing.subject_name,
+                                    "reason": "no longer in the bootstrap admin configuration"}),
+                ),
             )
             .await?;
             report.admins_revoked.push(subject);

@@ -53,7 +53,10 @@ pub async fn decide(
     let mut tx = pool.begin().await?;
     let ticket = db::tickets::get(&mut tx, ticket_id)
         .await?
-        .ok_or_else(|| AppError::NotFound { what: "ticket", id: ticket_id.to_string() })?;
+        .ok_or_else(|| AppError::NotFound {
+            what: "ticket",
+            id: ticket_id.to_string(),
+        })?;
     can_decide(&ticket.requester, approver).map_err(|e| AppError::Forbidden(e.to_string()))?;
     let current = parse_status(&ticket.status)?;
     check_transition(current, verdict.target())
@@ -73,20 +76,39 @@ pub async fn decide(
         let mut conn = pool.acquire().await?;
         let now = db::tickets::get(&mut conn, ticket_id).await?;
         let detail = now
-            .map(|t| format!("is already {} (by {})", t.status, t.approver.unwrap_or_default()))
+            .map(|t| {
+                format!(
+                    "is already {} (by {})",
+                    t.status,
+                    t.approver.unwrap_or_default()
+                )
+            })
             .unwrap_or_else(|| "no longer exists".into());
         return Err(AppError::Conflict(format!("ticket {ticket_id} {detail}")));
     };
     let payload = json!({"ticket_id": ticket_id, "verdict": verdict.target().as_str(),
                          "approver": approver, "reason": reason});
-    db::events::insert(&mut tx, "ticket", ticket_id, verdict.audit_action(), "Completed", &payload)
-        .await?;
+    db::events::insert(
+        &mut tx,
+        "ticket",
+        ticket_id,
+        verdict.audit_action(),
+        "Completed",
+        &payload,
+    )
+    .await?;
     db::audit::append(
         &mut tx,
-        &AuditEntry::new(verdict.audit_action(), approver, "ticket", ticket_id, &decided.operation)
-            .environment(&decided.environment)
-            .parent("service", decided.service_id)
-            .details(json!({"reason": reason, "requester": decided.requester})),
+        &AuditEntry::new(
+            verdict.audit_action(),
+            approver,
+            "ticket",
+            ticket_id,
+            &decided.operation,
+        )
+        .environment(&decided.environment)
+        .parent("service", decided.service_id)
+        .details(json!({"reason": reason, "requester": decided.requester})),
     )
     .await?;
     tx.commit().await?;

@@ -111,11 +111,10 @@ pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result
 
 /// The recorded head of the chain: (newest id, its hash, row count).
 pub async fn head(conn: &mut PgConnection) -> sqlx::Result<(i64, String, i64)> {
-    let row = sqlx::query!(
-        "SELECT last_id, last_hash, row_count FROM audit_chain_head WHERE singleton"
-    )
-    .fetch_one(conn)
-    .await?;
+    let row =
+        sqlx::query!("SELECT last_id, last_hash, row_count FROM audit_chain_head WHERE singleton")
+            .fetch_one(conn)
+            .await?;
     Ok((row.last_id, row.last_hash, row.row_count))
 }
 

@@ -186,7 +186,9 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_and_uses_microseconds() {
         let json = content("system.create").canonical_json();
-        assert!(json.starts_with(r#"{"action":"system.create","actor":"alice","details":{"a":[true,null],"b":1}"#));
+        assert!(json.starts_with(
+            r#"{"action":"system.create","actor":"alice","details":{"a":[true,null],"b":1}"#
+        ));
         assert!(json.contains(r#""occurred_at":"2026-11-24T12:00:00.000000Z""#));
     }
 
@@ -230,11 +232,17 @@ mod tests {
         rows.remove(1);
         assert_eq!(
             verify(&rows, (3, &head)),
-            Err(ChainBreak::BrokenLink { id: 3, previous_id: 1 })
+            Err(ChainBreak::BrokenLink {
+                id: 3,
+                previous_id: 1
+            })
         );
         let mut rows = chain(&["a.b", "c.d"]);
         rows.remove(0);
-        assert_eq!(verify(&rows, (2, GENESIS_HASH)), Err(ChainBreak::BrokenStart { id: 2 }));
+        assert_eq!(
+            verify(&rows, (2, GENESIS_HASH)),
+            Err(ChainBreak::BrokenStart { id: 2 })
+        );
     }
 
     #[test]
@@ -242,7 +250,10 @@ mod tests {
         let mut rows = chain(&["a.b", "c.d", "e.f"]);
         let head = rows[2].hash.clone();
         rows.swap(0, 1);
-        assert_eq!(verify(&rows, (3, &head)), Err(ChainBreak::BrokenStart { id: 2 }));
+        assert_eq!(
+            verify(&rows, (3, &head)),
+            Err(ChainBreak::BrokenStart { id: 2 })
+        );
         let mut rows = chain(&["a.b", "c.d", "e.f"]);
         // Swap contents but keep ids in order, as an in-place UPDATE would.
         let (c1, c2) = (rows[1].content.clone(), rows[2].content.clone());
@@ -258,7 +269,10 @@ mod tests {
         rows.pop();
         assert_eq!(
             verify(&rows, (3, &head)),
-            Err(ChainBreak::HeadMismatch { last_id: 2, head_id: 3 })
+            Err(ChainBreak::HeadMismatch {
+                last_id: 2,
+                head_id: 3
+            })
         );
     }
 }

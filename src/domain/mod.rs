@@ -24,6 +24,6 @@ pub use permissions::{
 };
 pub use policy::{PolicyRule, default_policies, requires_approval};
 pub use redact::{is_secret_key, redact};
+pub use subject::{Subject, SubjectError, SubjectKind};
 pub use ticket::{IllegalTransition, Operation, TicketStatus, check_transition};
 pub use vm_name::{VM_NAME_MAX_LEN, VmNameError, vm_name};
-pub use subject::{Subject, SubjectError, SubjectKind};

@@ -235,211 +235,33 @@ mod tests {
     #[test]
     fn invalid_names_fail_with_the_rule_they_break() {
         use NameKind::*;
+        #[rustfmt::skip]
         let cases: Vec<(NameKind, &str, NameError)> = vec![
             (System, "", NameError::Empty { kind: System }),
-            (
-                System,
-                "Shop",
-                NameError::Uppercase {
-                    kind: System,
-                    name: s("Shop"),
-                },
-            ),
-            (
-                Service,
-                "shoP",
-                NameError::Uppercase {
-                    kind: Service,
-                    name: s("shoP"),
-                },
-            ),
-            (
-                System,
-                "shop_1",
-                NameError::InvalidCharacter {
-                    kind: System,
-                    name: s("shop_1"),
-                    character: '_',
-                },
-            ),
-            (
-                System,
-                "shop.1",
-                NameError::InvalidCharacter {
-                    kind: System,
-                    name: s("shop.1"),
-                    character: '.',
-                },
-            ),
-            (
-                System,
-                "sh op",
-                NameError::InvalidCharacter {
-                    kind: System,
-                    name: s("sh op"),
-                    character: ' ',
-                },
-            ),
-            (
-                System,
-                "café",
-                NameError::InvalidCharacter {
-                    kind: System,
-                    name: s("café"),
-                    character: 'é',
-                },
-            ),
-            (
-                System,
-                "1shop",
-                NameError::MustStartWithLetter {
-                    kind: System,
-                    name: s("1shop"),
-                },
-            ),
-            (
-                System,
-                "-shop",
-                NameError::MustStartWithLetter {
-                    kind: System,
-                    name: s("-shop"),
-                },
-            ),
-            (
-                System,
-                "-",
-                NameError::MustStartWithLetter {
-                    kind: System,
-                    name: s("-"),
-                },
-            ),
-            (
-                Namespace,
-                "9",
-                NameError::MustStartWithLetter {
-                    kind: Namespace,
-                    name: s("9"),
-                },
-            ),
-            (
-                System,
-                "shop-",
-                NameError::MustEndWithAlphanumeric {
-                    kind: System,
-                    name: s("shop-"),
-                },
-            ),
-            (
-                System,
-                "kube-",
-                NameError::MustEndWithAlphanumeric {
-                    kind: System,
-                    name: s("kube-"),
-                },
-            ),
-            (
-                System,
-                "sh--op",
-                NameError::ConsecutiveHyphens {
-                    kind: System,
-                    name: s("sh--op"),
-                },
-            ),
-            (
-                System,
-                "a---b",
-                NameError::ConsecutiveHyphens {
-                    kind: System,
-                    name: s("a---b"),
-                },
-            ),
-            (
-                System,
-                "default",
-                NameError::Reserved {
-                    kind: System,
-                    name: s("default"),
-                },
-            ),
-            (
-                Service,
-                "system",
-                NameError::Reserved {
-                    kind: Service,
-                    name: s("system"),
-                },
-            ),
-            (
-                Namespace,
-                "admin",
-                NameError::Reserved {
-                    kind: Namespace,
-                    name: s("admin"),
-                },
-            ),
-            (
-                System,
-                "root",
-                NameError::Reserved {
-                    kind: System,
-                    name: s("root"),
-                },
-            ),
-            (
-                System,
-                "internal",
-                NameError::Reserved {
-                    kind: System,
-                    name: s("internal"),
-                },
-            ),
-            (
-                System,
-                "kube-x",
-                NameError::ReservedPrefix {
-                    kind: System,
-                    name: s("kube-x"),
-                    prefix: "kube-",
-                },
-            ),
-            (
-                Namespace,
-                "kube-system",
-                NameError::ReservedPrefix {
-                    kind: Namespace,
-                    name: s("kube-system"),
-                    prefix: "kube-",
-                },
-            ),
-            (
-                System,
-                "kubevirt-shepherd-x",
-                NameError::ReservedPrefix {
-                    kind: System,
-                    name: s("kubevirt-shepherd-x"),
-                    prefix: "kubevirt-shepherd-",
-                },
-            ),
-            (
-                System,
-                "abcdefghijklmnop",
-                NameError::TooLong {
-                    kind: System,
-                    name: s("abcdefghijklmnop"),
-                    length: 16,
-                    max: 15,
-                },
-            ),
-            (
-                Service,
-                "a-very-long-service-name",
-                NameError::TooLong {
-                    kind: Service,
-                    name: s("a-very-long-service-name"),
-                    length: 24,
-                    max: 15,
-                },
-            ),
+            (System, "Shop", NameError::Uppercase { kind: System, name: s("Shop") }),
+            (Service, "shoP", NameError::Uppercase { kind: Service, name: s("shoP") }),
+            (System, "shop_1", NameError::InvalidCharacter { kind: System, name: s("shop_1"), character: '_' }),
+            (System, "shop.1", NameError::InvalidCharacter { kind: System, name: s("shop.1"), character: '.' }),
+            (System, "sh op", NameError::InvalidCharacter { kind: System, name: s("sh op"), character: ' ' }),
+            (System, "café", NameError::InvalidCharacter { kind: System, name: s("café"), character: 'é' }),
+            (System, "1shop", NameError::MustStartWithLetter { kind: System, name: s("1shop") }),
+            (System, "-shop", NameError::MustStartWithLetter { kind: System, name: s("-shop") }),
+            (System, "-", NameError::MustStartWithLetter { kind: System, name: s("-") }),
+            (Namespace, "9", NameError::MustStartWithLetter { kind: Namespace, name: s("9") }),
+            (System, "shop-", NameError::MustEndWithAlphanumeric { kind: System, name: s("shop-") }),
+            (System, "kube-", NameError::MustEndWithAlphanumeric { kind: System, name: s("kube-") }),
+            (System, "sh--op", NameError::ConsecutiveHyphens { kind: System, name: s("sh--op") }),
+            (System, "a---b", NameError::ConsecutiveHyphens { kind: System, name: s("a---b") }),
+            (System, "default", NameError::Reserved { kind: System, name: s("default") }),
+            (Service, "system", NameError::Reserved { kind: Service, name: s("system") }),
+            (Namespace, "admin", NameError::Reserved { kind: Namespace, name: s("admin") }),
+            (System, "root", NameError::Reserved { kind: System, name: s("root") }),
+            (System, "internal", NameError::Reserved { kind: System, name: s("internal") }),
+            (System, "kube-x", NameError::ReservedPrefix { kind: System, name: s("kube-x"), prefix: "kube-" }),
+            (Namespace, "kube-system", NameError::ReservedPrefix { kind: Namespace, name: s("kube-system"), prefix: "kube-" }),
+            (System, "kubevirt-shepherd-x", NameError::ReservedPrefix { kind: System, name: s("kubevirt-shepherd-x"), prefix: "kubevirt-shepherd-" }),
+            (System, "abcdefghijklmnop", NameError::TooLong { kind: System, name: s("abcdefghijklmnop"), length: 16, max: 15 }),
+            (Service, "a-very-long-service-name", NameError::TooLong { kind: Service, name: s("a-very-long-service-name"), length: 24, max: 15 }),
         ];
         for (kind, name, expected) in cases {
             assert_eq!(validate_name(kind, name), Err(expected), "{kind} {name:?}");

@@ -113,7 +113,10 @@ mod tests {
         let cases: &[(&str, Result<Subject, ()>)] = &[
             ("user:alice", Ok(Subject::user("alice"))),
             ("User:alice", Ok(Subject::user("alice"))),
-            ("group:platform-admins", Ok(Subject::group("platform-admins"))),
+            (
+                "group:platform-admins",
+                Ok(Subject::group("platform-admins")),
+            ),
             (
                 "serviceaccount:ops/deployer",
                 Ok(Subject {
