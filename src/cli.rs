@@ -40,6 +40,12 @@ enum Command {
     },
     /// Show what exists: inventory counts, roles, approval policies, bootstrap admins.
     Show,
+    /// Write the CustomResourceDefinitions generated from the API types.
+    Crdgen {
+        /// Directory to write one YAML file per CRD into.
+        #[arg(long, default_value = "crds")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +60,16 @@ fn parse_subject(s: &str) -> Result<Subject, String> {
 
 /// Runs the command; the exit code is 0 on success, 1 when `audit verify` finds tampering.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Crdgen { out } = &cli.command {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        for (file, crd) in crate::api::crdgen::all() {
+            let path = out.join(file);
+            std::fs::write(&path, crate::api::crdgen::to_yaml(&crd))
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("crdgen: wrote {}", path.display());
+        }
+        return Ok(0);
+    }
     let url = cli
         .database_url
         .context("no database: set DATABASE_URL or pass --database-url (`make db` starts one)")?;
@@ -124,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Show => print_inventory(&app::inventory::load(&pool).await?),
+        Command::Crdgen { .. } => unreachable!("handled before connecting"),
     }
     Ok(0)
 }

@@ -3,6 +3,7 @@
 //! Layers: `domain` (pure rules), `db` (persistence on a caller's connection), `app` (use
 //! cases owning transactions), `jobs` (River job definitions), `cli` (the binary).
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod db;
