@@ -8,4 +8,5 @@ pub mod app;
 pub mod cli;
 pub mod db;
 pub mod domain;
+pub mod http;
 pub mod jobs;

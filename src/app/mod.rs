@@ -2,10 +2,14 @@
 //! connection, and commits, so what must be atomic is decided in one visible place. No
 //! Kubernetes call is made while a transaction is open.
 
+pub mod access;
 pub mod audit;
+pub mod catalog;
 pub mod inventory;
 pub mod migrate;
+pub mod requests;
 pub mod seed;
+pub mod systems;
 pub mod tickets;
 
 /// Errors at the use-case boundary. Variants map to API answers (404, 409, 400/422, 403).

@@ -2,6 +2,7 @@
 //! back: transactions belong to the use cases in `app/`, which decide what is atomic.
 
 pub mod audit;
+pub mod catalog;
 pub mod events;
 pub mod policies;
 pub mod rbac;

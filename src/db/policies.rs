@@ -36,3 +36,18 @@ pub async fn all(conn: &mut PgConnection) -> sqlx::Result<Vec<PolicyRow>> {
     .fetch_all(conn)
     .await
 }
+
+/// Whether an operation needs approval in an environment; None when no policy row exists.
+pub async fn requires_approval(
+    conn: &mut PgConnection,
+    operation: &str,
+    environment: &str,
+) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar!(
+        "SELECT requires_approval FROM approval_policies WHERE operation = $1 AND environment = $2",
+        operation,
+        environment
+    )
+    .fetch_optional(conn)
+    .await
+}

@@ -197,3 +197,76 @@ pub async fn roles(conn: &mut PgConnection) -> sqlx::Result<Vec<RoleSummary>> {
         })
         .collect())
 }
+
+/// A binding with what the checks need: its role's permissions and its System's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveBinding {
+    pub role_name: String,
+    pub permissions: Vec<String>,
+    pub scope_system: Option<String>,
+    pub allowed_environments: Vec<String>,
+}
+
+/// The bindings of a user and their groups, with permissions resolved. Bindings scoped to a
+/// deleted System are left out.
+pub async fn effective_bindings(
+    conn: &mut PgConnection,
+    subjects: &[Subject],
+) -> sqlx::Result<Vec<EffectiveBinding>> {
+    let kinds: Vec<&str> = subjects.iter().map(|s| s.kind.as_str()).collect();
+    let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query_as!(
+        EffectiveBinding,
+        r#"SELECT b.role_name,
+                  COALESCE(array_agg(p.permission_id ORDER BY p.permission_id)
+                           FILTER (WHERE p.permission_id IS NOT NULL), '{}') AS "permissions!",
+                  s.name AS "scope_system?",
+                  b.allowed_environments
+           FROM role_bindings b
+           JOIN unnest($1::text[], $2::text[]) AS subj(kind, name)
+             ON b.subject_kind = subj.kind AND b.subject_name = subj.name
+           LEFT JOIN role_permissions p ON p.role_name = b.role_name
+           LEFT JOIN systems s ON s.id = b.scope_system_id
+           WHERE b.scope_system_id IS NULL OR s.deleted_at IS NULL
+           GROUP BY b.id, b.role_name, s.name, b.allowed_environments
+           ORDER BY b.role_name, b.id"#,
+        &kinds as &[&str],
+        &names as &[&str]
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The resource roles the subjects hold on a System (the caller keeps the strongest).
+pub async fn system_roles(
+    conn: &mut PgConnection,
+    system_id: Uuid,
+    subjects: &[Subject],
+) -> sqlx::Result<Vec<String>> {
+    let kinds: Vec<&str> = subjects.iter().map(|s| s.kind.as_str()).collect();
+    let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query_scalar!(
+        r#"SELECT b.role FROM system_resource_bindings b
+           JOIN unnest($2::text[], $3::text[]) AS subj(kind, name)
+             ON b.subject_kind = subj.kind AND b.subject_name = subj.name
+           WHERE b.system_id = $1"#,
+        system_id,
+        &kinds as &[&str],
+        &names as &[&str]
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Records that a subject was seen now.
+pub async fn touch_subject(conn: &mut PgConnection, subject: &Subject) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"INSERT INTO subjects (kind, name) VALUES ($1, $2)
+           ON CONFLICT (kind, name) DO UPDATE SET last_seen_at = now()"#,
+        subject.kind.as_str(),
+        subject.name
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

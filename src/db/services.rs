@@ -101,3 +101,220 @@ pub async fn counts(conn: &mut PgConnection) -> sqlx::Result<InventoryCounts> {
         vms: r.vms,
     })
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_by: String,
+    pub k8s_uid: Option<String>,
+}
+
+/// Mirrors a System object; returns None when a row for that object uid already exists.
+pub async fn insert_system_for_object(
+    conn: &mut PgConnection,
+    name: &str,
+    description: &str,
+    created_by: &str,
+    k8s_uid: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO systems (name, description, created_by, k8s_uid) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (k8s_uid) WHERE k8s_uid IS NOT NULL DO NOTHING RETURNING id"#,
+        name,
+        description,
+        created_by,
+        k8s_uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn live_system_by_name(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<SystemRow>> {
+    sqlx::query_as!(
+        SystemRow,
+        "SELECT id, name, created_by, k8s_uid FROM systems WHERE name = $1 AND deleted_at IS NULL",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn system_by_object(
+    conn: &mut PgConnection,
+    k8s_uid: &str,
+) -> sqlx::Result<Option<(SystemRow, bool)>> {
+    let row = sqlx::query!(
+        r#"SELECT id, name, created_by, k8s_uid, deleted_at IS NOT NULL AS "deleted!"
+           FROM systems WHERE k8s_uid = $1"#,
+        k8s_uid
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            SystemRow {
+                id: r.id,
+                name: r.name,
+                created_by: r.created_by,
+                k8s_uid: r.k8s_uid,
+            },
+            r.deleted,
+        )
+    }))
+}
+
+pub async fn live_service_count(conn: &mut PgConnection, system_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM services WHERE system_id = $1 AND deleted_at IS NULL"#,
+        system_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn soft_delete_system(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE systems SET status = 'Deleted', deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRow {
+    pub id: Uuid,
+    pub system_id: Uuid,
+    pub name: String,
+    pub k8s_uid: Option<String>,
+}
+
+pub async fn insert_service_for_object(
+    conn: &mut PgConnection,
+    system_id: Uuid,
+    name: &str,
+    description: &str,
+    created_by: &str,
+    k8s_uid: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO services (system_id, name, description, created_by, k8s_uid) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (k8s_uid) WHERE k8s_uid IS NOT NULL DO NOTHING RETURNING id"#,
+        system_id,
+        name,
+        description,
+        created_by,
+        k8s_uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn live_service(
+    conn: &mut PgConnection,
+    system_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<ServiceRow>> {
+    sqlx::query_as!(
+        ServiceRow,
+        "SELECT id, system_id, name, k8s_uid FROM services WHERE system_id = $1 AND name = $2 AND deleted_at IS NULL",
+        system_id,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn service_by_object(
+    conn: &mut PgConnection,
+    k8s_uid: &str,
+) -> sqlx::Result<Option<(ServiceRow, bool)>> {
+    let row = sqlx::query!(
+        r#"SELECT id, system_id, name, k8s_uid, deleted_at IS NOT NULL AS "deleted!" FROM services WHERE k8s_uid = $1"#,
+        k8s_uid
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            ServiceRow {
+                id: r.id,
+                system_id: r.system_id,
+                name: r.name,
+                k8s_uid: r.k8s_uid,
+            },
+            r.deleted,
+        )
+    }))
+}
+
+/// VMs that still exist or are on their way (everything but Deleted).
+pub async fn live_vm_count(conn: &mut PgConnection, service_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vms WHERE service_id = $1 AND deleted_at IS NULL"#,
+        service_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn soft_delete_service(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE services SET status = 'Deleted', deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: String,
+}
+
+pub async fn live_namespace(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<NamespaceRow>> {
+    sqlx::query_as!(
+        NamespaceRow,
+        "SELECT id, name, environment FROM namespaces WHERE name = $1 AND deleted_at IS NULL",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Registers or updates a target namespace; None when the row was already current (or has
+/// another environment, which the caller checks first: an environment never changes).
+pub async fn upsert_namespace(
+    conn: &mut PgConnection,
+    name: &str,
+    environment: &str,
+    description: &str,
+    k8s_uid: &str,
+) -> sqlx::Result<Option<NamespaceRow>> {
+    sqlx::query_as!(
+        NamespaceRow,
+        r#"INSERT INTO namespaces (name, environment, description, k8s_uid) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE
+             SET description = EXCLUDED.description, k8s_uid = EXCLUDED.k8s_uid, updated_at = now()
+             WHERE namespaces.environment = EXCLUDED.environment
+               AND (namespaces.description, namespaces.k8s_uid) IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.k8s_uid)
+           RETURNING id, name, environment"#,
+        name,
+        environment,
+        description,
+        k8s_uid
+    )
+    .fetch_optional(conn)
+    .await
+}

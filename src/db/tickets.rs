@@ -89,3 +89,60 @@ pub async fn decide(
     .fetch_optional(conn)
     .await
 }
+
+/// The ticket a Kubernetes object (VmRequest, VmOperation) opened, if any.
+pub async fn by_request_uid(
+    conn: &mut PgConnection,
+    request_uid: &str,
+) -> sqlx::Result<Option<TicketRow>> {
+    sqlx::query_as!(
+        TicketRow,
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason
+           FROM tickets WHERE request_uid = $1"#,
+        request_uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A pending ticket of the same requester asking for exactly the same thing.
+pub async fn pending_duplicate(
+    conn: &mut PgConnection,
+    operation: &str,
+    requester: &str,
+    service_id: Uuid,
+    namespace_id: Uuid,
+    request: &Value,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"SELECT id FROM tickets
+           WHERE status = 'PendingApproval' AND operation = $1 AND requester = $2 AND service_id = $3
+             AND namespace_id = $4 AND request = $5
+           LIMIT 1"#,
+        operation,
+        requester,
+        service_id,
+        namespace_id,
+        request
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Cancels a pending ticket; None when it is not pending any more.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+) -> sqlx::Result<Option<TicketRow>> {
+    sqlx::query_as!(
+        TicketRow,
+        r#"UPDATE tickets SET status = 'Cancelled', decision_reason = $2, decided_at = now(), updated_at = now()
+           WHERE id = $1 AND status = 'PendingApproval'
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason"#,
+        id,
+        reason
+    )
+    .fetch_optional(conn)
+    .await
+}

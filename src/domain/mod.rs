@@ -3,6 +3,7 @@
 
 pub mod audit_chain;
 pub mod environment;
+pub mod identity;
 pub mod names;
 pub mod parse;
 pub mod permissions;
@@ -13,6 +14,7 @@ pub mod ticket;
 pub mod vm_name;
 
 pub use environment::Environment;
+pub use identity::{Identity, IdentityError, ObjectKey};
 pub use names::{
     NAME_MAX_LEN, NAME_WARN_LEN, NameCheck, NameError, NameKind, RESERVED_NAMES, RESERVED_PREFIXES,
     validate_name,

@@ -49,7 +49,7 @@ pub async fn inventory(pool: &PgPool) -> Inventory {
     let service_id = db::services::insert_service(&mut conn, system_id, "web", "alice")
         .await
         .unwrap();
-    let namespace_id = db::services::insert_namespace(&mut conn, "team-a", "test")
+    let namespace_id = db::services::insert_namespace(&mut conn, "team-z", "test")
         .await
         .unwrap();
     Inventory {

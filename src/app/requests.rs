@@ -1,0 +1,353 @@
+//! VmRequests: validation against the catalog and the caller's rights, and the one
+//! transaction that records a ticket (DESIGN §4). Keyed by the object's uid: a restart or a
+//! re-delivered event finds the ticket instead of opening a second one.
+
+use super::AppError;
+use super::access::{Caller, Check, SystemRef, authorize};
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::db::tickets::NewTicket;
+use crate::domain::Environment;
+use crate::domain::permissions::Permission;
+use crate::domain::policy::default_requires_approval;
+use crate::domain::ticket::{Operation, TicketStatus};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Who decides auto-approved tickets.
+pub const AUTO_APPROVER: &str = "system:approval-policy";
+
+/// A VmRequest as the platform reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmRequestInput {
+    pub uid: String,
+    pub object_namespace: String,
+    pub object_name: String,
+    pub system: String,
+    pub service: String,
+    pub target_namespace: String,
+    pub template: String,
+    pub instance_size: String,
+    pub count: i32,
+    pub disk_gib: Option<i32>,
+    pub reason: String,
+}
+
+/// What validation resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedRequest {
+    pub system: SystemRef,
+    pub service_id: Uuid,
+    pub namespace_id: Uuid,
+    pub environment: Environment,
+    pub disk_gib: i32,
+}
+
+fn invalid(field: &str, rule: String) -> AppError {
+    AppError::Invalid {
+        field: field.into(),
+        rule,
+    }
+}
+
+/// Every check a VmRequest must pass, without writing anything. Used by the admission
+/// webhook (early, with a good message) and again by the reconciler (which never trusts
+/// that the webhook ran).
+pub async fn validate_vm_request(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    input: &VmRequestInput,
+) -> Result<ResolvedRequest, AppError> {
+    if !(1..=10).contains(&input.count) {
+        return Err(invalid(
+            "spec.count",
+            format!("must be between 1 and 10, got {}", input.count),
+        ));
+    }
+    let system = db::services::live_system_by_name(conn, &input.system)
+        .await?
+        .map(|r| SystemRef {
+            id: r.id,
+            name: r.name,
+        })
+        .ok_or_else(|| AppError::NotFound {
+            what: "system",
+            id: input.system.clone(),
+        })?;
+    let namespace = db::services::live_namespace(conn, &input.target_namespace).await?.ok_or_else(|| {
+        invalid(
+            "spec.targetNamespace",
+            format!(
+                "namespace {:?} is not registered: a platform admin must create a VmNamespace for it",
+                input.target_namespace
+            ),
+        )
+    })?;
+    let environment: Environment = namespace
+        .environment
+        .parse()
+        .map_err(|e| invalid("spec.targetNamespace", format!("{e}")))?;
+    // Permission before anything else about the System, so an invisible System's
+    // Services cannot be probed.
+    authorize(
+        conn,
+        caller,
+        &Check {
+            permission: Permission::VmCreate,
+            action: "request VMs",
+            system: Some(&system),
+            environment: Some(environment),
+        },
+    )
+    .await?;
+    let service = db::services::live_service(conn, system.id, &input.service)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "service",
+            id: format!("{}.{}", input.system, input.service),
+        })?;
+    if !db::catalog::live_template_exists(conn, &input.template).await? {
+        return Err(invalid(
+            "spec.template",
+            format!("template {:?} does not exist", input.template),
+        ));
+    }
+    let size = db::catalog::live_instance_size(conn, &input.instance_size)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "spec.instanceSize",
+                format!("instance size {:?} does not exist", input.instance_size),
+            )
+        })?;
+    let disk_gib = input.disk_gib.unwrap_or(size.disk_min_gib);
+    if disk_gib < size.disk_min_gib || disk_gib > size.disk_max_gib {
+        return Err(invalid(
+            "spec.diskGib",
+            format!(
+                "{disk_gib} GiB is outside instance size {:?}'s range {}..={} GiB",
+                size.name, size.disk_min_gib, size.disk_max_gib
+            ),
+        ));
+    }
+    Ok(ResolvedRequest {
+        system,
+        service_id: service.id,
+        namespace_id: namespace.id,
+        environment,
+        disk_gib,
+    })
+}
+
+fn request_document(input: &VmRequestInput, disk_gib: i32) -> Value {
+    json!({
+        "system": input.system, "service": input.service, "targetNamespace": input.target_namespace,
+        "template": input.template, "instanceSize": input.instance_size, "count": input.count,
+        "diskGiB": disk_gib,
+    })
+}
+
+/// A pending ticket of the same requester asking for exactly the same thing blocks a new one.
+pub async fn check_duplicate(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    input: &VmRequestInput,
+    resolved: &ResolvedRequest,
+) -> Result<(), AppError> {
+    let request = request_document(input, resolved.disk_gib);
+    if let Some(existing) = db::tickets::pending_duplicate(
+        conn,
+        Operation::Create.as_str(),
+        &caller.username,
+        resolved.service_id,
+        resolved.namespace_id,
+        &request,
+    )
+    .await?
+    {
+        return Err(AppError::Conflict(format!(
+            "an identical request by {:?} is already pending approval as ticket {existing}; wait for its decision or delete it",
+            caller.username
+        )));
+    }
+    Ok(())
+}
+
+/// The recorded ticket of a VmRequest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub ticket_id: Uuid,
+    pub status: TicketStatus,
+    pub environment: Environment,
+    /// False when the ticket already existed (a repeated call).
+    pub created: bool,
+}
+
+fn parse_status(s: &str) -> Result<TicketStatus, AppError> {
+    s.parse()
+        .map_err(|e| invalid("tickets.status", format!("{e}")))
+}
+
+fn parse_env(s: &str) -> Result<Environment, AppError> {
+    s.parse()
+        .map_err(|e| invalid("tickets.environment", format!("{e}")))
+}
+
+/// Records the ticket, its domain event and the audit row in one transaction. An operation
+/// the approval policy exempts is approved in that same transaction.
+pub async fn submit_vm_request(
+    pool: &PgPool,
+    caller: &Caller,
+    input: &VmRequestInput,
+) -> Result<Submission, AppError> {
+    let mut tx = pool.begin().await?;
+    if let Some(existing) = db::tickets::by_request_uid(&mut tx, &input.uid).await? {
+        return Ok(Submission {
+            ticket_id: existing.id,
+            status: parse_status(&existing.status)?,
+            environment: parse_env(&existing.environment)?,
+            created: false,
+        });
+    }
+    let resolved = validate_vm_request(&mut tx, caller, input).await?;
+    check_duplicate(&mut tx, caller, input, &resolved).await?;
+    let env = resolved.environment;
+    let needs_approval =
+        db::policies::requires_approval(&mut tx, Operation::Create.as_str(), env.as_str())
+            .await?
+            .unwrap_or_else(|| default_requires_approval(Operation::Create, env));
+    let status = if needs_approval {
+        TicketStatus::PendingApproval
+    } else {
+        TicketStatus::Approved
+    };
+    let request = request_document(input, resolved.disk_gib);
+    let ticket_id = db::tickets::insert(
+        &mut tx,
+        &NewTicket {
+            operation: Operation::Create.as_str(),
+            requester: &caller.username,
+            request_uid: Some(&input.uid),
+            service_id: resolved.service_id,
+            namespace_id: resolved.namespace_id,
+            environment: env.as_str(),
+            vm_id: None,
+            vm_count: input.count,
+            reason: &input.reason,
+            request: &request,
+            status: TicketStatus::PendingApproval.as_str(),
+        },
+    )
+    .await?;
+    if !needs_approval {
+        db::tickets::decide(
+            &mut tx,
+            ticket_id,
+            TicketStatus::PendingApproval.as_str(),
+            TicketStatus::Approved.as_str(),
+            AUTO_APPROVER,
+            "approval policy exempts this operation",
+        )
+        .await?;
+    }
+    let event_status = if needs_approval {
+        "Pending"
+    } else {
+        "Processing"
+    };
+    let payload = json!({"ticket_id": ticket_id, "request": request, "requester": caller.username,
+                         "object": format!("{}/{}", input.object_namespace, input.object_name)});
+    db::events::insert(
+        &mut tx,
+        "ticket",
+        ticket_id,
+        "vm.request",
+        event_status,
+        &payload,
+    )
+    .await?;
+    db::rbac::touch_subject(&mut tx, &caller.subject()).await?;
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new(
+            "vm.request",
+            &caller.username,
+            "ticket",
+            ticket_id,
+            &input.object_name,
+        )
+        .parent("service", resolved.service_id)
+        .environment(env.as_str())
+        .details(
+            json!({"request": request, "reason": input.reason, "groups": caller.groups,
+                            "object": format!("{}/{}", input.object_namespace, input.object_name)}),
+        ),
+    )
+    .await?;
+    if !needs_approval {
+        db::audit::append(
+            &mut tx,
+            &AuditEntry::new(
+                "approval.auto",
+                AUTO_APPROVER,
+                "ticket",
+                ticket_id,
+                &input.object_name,
+            )
+            .parent("service", resolved.service_id)
+            .environment(env.as_str()),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Submission {
+        ticket_id,
+        status,
+        environment: env,
+        created: true,
+    })
+}
+
+/// Cancels the pending ticket of a deleted VmRequest. Returns the ticket's state afterwards
+/// (None when the object never got a ticket). A decided ticket is left as it is.
+pub async fn cancel_vm_request(
+    pool: &PgPool,
+    actor: &str,
+    uid: &str,
+) -> Result<Option<TicketStatus>, AppError> {
+    let mut tx = pool.begin().await?;
+    let Some(ticket) = db::tickets::by_request_uid(&mut tx, uid).await? else {
+        return Ok(None);
+    };
+    let Some(cancelled) =
+        db::tickets::cancel(&mut tx, ticket.id, "the VmRequest was deleted").await?
+    else {
+        return Ok(Some(parse_status(&ticket.status)?));
+    };
+    db::events::insert(
+        &mut tx,
+        "ticket",
+        ticket.id,
+        "ticket.cancel",
+        "Cancelled",
+        &json!({"ticket_id": ticket.id}),
+    )
+    .await?;
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new(
+            "approval.cancel",
+            actor,
+            "ticket",
+            ticket.id,
+            &cancelled.operation,
+        )
+        .parent("service", cancelled.service_id)
+        .environment(&cancelled.environment)
+        .details(json!({"reason": "the VmRequest was deleted"})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(TicketStatus::Cancelled))
+}

@@ -1,0 +1,226 @@
+//! The platform catalog mirrored from admin kinds: clusters, instance sizes, templates and
+//! their immutable versions. Upserts report whether anything changed so that re-delivered
+//! events write nothing (and audit nothing).
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct ClusterFields<'a> {
+    pub name: &'a str,
+    pub environment: &'a str,
+    pub secret_namespace: &'a str,
+    pub secret_name: &'a str,
+    pub secret_key: &'a str,
+    pub scheduling_weight: i32,
+    pub max_vms: Option<i32>,
+    pub enabled: bool,
+    pub default_storage_class: Option<&'a str>,
+    pub k8s_uid: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: String,
+}
+
+pub async fn live_cluster(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<ClusterRow>> {
+    sqlx::query_as!(
+        ClusterRow,
+        "SELECT id, name, environment FROM clusters WHERE name = $1 AND deleted_at IS NULL",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Inserts or updates a cluster; the row when something changed, None when it was current.
+pub async fn upsert_cluster(
+    conn: &mut PgConnection,
+    c: &ClusterFields<'_>,
+) -> sqlx::Result<Option<ClusterRow>> {
+    sqlx::query_as!(
+        ClusterRow,
+        r#"INSERT INTO clusters (name, environment, kubeconfig_secret_ns, kubeconfig_secret, kubeconfig_secret_key,
+                                 scheduling_weight, max_vms, enabled, default_storage_class, k8s_uid)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE SET
+             environment = EXCLUDED.environment, kubeconfig_secret_ns = EXCLUDED.kubeconfig_secret_ns,
+             kubeconfig_secret = EXCLUDED.kubeconfig_secret, kubeconfig_secret_key = EXCLUDED.kubeconfig_secret_key,
+             scheduling_weight = EXCLUDED.scheduling_weight, max_vms = EXCLUDED.max_vms, enabled = EXCLUDED.enabled,
+             default_storage_class = EXCLUDED.default_storage_class, k8s_uid = EXCLUDED.k8s_uid, updated_at = now()
+           WHERE (clusters.environment, clusters.kubeconfig_secret_ns, clusters.kubeconfig_secret,
+                  clusters.kubeconfig_secret_key, clusters.scheduling_weight, clusters.max_vms, clusters.enabled,
+                  clusters.default_storage_class, clusters.k8s_uid)
+             IS DISTINCT FROM
+                 (EXCLUDED.environment, EXCLUDED.kubeconfig_secret_ns, EXCLUDED.kubeconfig_secret,
+                  EXCLUDED.kubeconfig_secret_key, EXCLUDED.scheduling_weight, EXCLUDED.max_vms, EXCLUDED.enabled,
+                  EXCLUDED.default_storage_class, EXCLUDED.k8s_uid)
+           RETURNING id, name, environment"#,
+        c.name,
+        c.environment,
+        c.secret_namespace,
+        c.secret_name,
+        c.secret_key,
+        c.scheduling_weight,
+        c.max_vms,
+        c.enabled,
+        c.default_storage_class,
+        c.k8s_uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// VMs placed on a cluster that are not deleted.
+pub async fn live_vms_on_cluster(conn: &mut PgConnection, cluster_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vms WHERE cluster_id = $1 AND deleted_at IS NULL"#,
+        cluster_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSizeFields<'a> {
+    pub name: &'a str,
+    pub cpu_cores: i32,
+    pub memory_mib: i64,
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub dedicated_cpu: bool,
+    pub hugepages_size: Option<&'a str>,
+    pub gpus: &'a Value,
+    pub disk_min_gib: i32,
+    pub disk_max_gib: i32,
+    pub spec_overrides: &'a Value,
+    pub k8s_uid: &'a str,
+}
+
+pub async fn upsert_instance_size(
+    conn: &mut PgConnection,
+    s: &InstanceSizeFields<'_>,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO instance_sizes (name, cpu_cores, memory_mib, cpu_overcommit, memory_overcommit, dedicated_cpu,
+                                       hugepages_size, gpus, disk_min_gib, disk_max_gib, spec_overrides, k8s_uid)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE SET
+             cpu_cores = EXCLUDED.cpu_cores, memory_mib = EXCLUDED.memory_mib,
+             cpu_overcommit = EXCLUDED.cpu_overcommit, memory_overcommit = EXCLUDED.memory_overcommit,
+             dedicated_cpu = EXCLUDED.dedicated_cpu, hugepages_size = EXCLUDED.hugepages_size, gpus = EXCLUDED.gpus,
+             disk_min_gib = EXCLUDED.disk_min_gib, disk_max_gib = EXCLUDED.disk_max_gib,
+             spec_overrides = EXCLUDED.spec_overrides, k8s_uid = EXCLUDED.k8s_uid, updated_at = now()
+           WHERE (instance_sizes.cpu_cores, instance_sizes.memory_mib, instance_sizes.cpu_overcommit,
+                  instance_sizes.memory_overcommit, instance_sizes.dedicated_cpu, instance_sizes.hugepages_size,
+                  instance_sizes.gpus, instance_sizes.disk_min_gib, instance_sizes.disk_max_gib,
+                  instance_sizes.spec_overrides, instance_sizes.k8s_uid)
+             IS DISTINCT FROM
+                 (EXCLUDED.cpu_cores, EXCLUDED.memory_mib, EXCLUDED.cpu_overcommit, EXCLUDED.memory_overcommit,
+                  EXCLUDED.dedicated_cpu, EXCLUDED.hugepages_size, EXCLUDED.gpus, EXCLUDED.disk_min_gib,
+                  EXCLUDED.disk_max_gib, EXCLUDED.spec_overrides, EXCLUDED.k8s_uid)
+           RETURNING id"#,
+        s.name,
+        s.cpu_cores,
+        s.memory_mib,
+        s.cpu_overcommit,
+        s.memory_overcommit,
+        s.dedicated_cpu,
+        s.hugepages_size,
+        s.gpus,
+        s.disk_min_gib,
+        s.disk_max_gib,
+        s.spec_overrides,
+        s.k8s_uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSizeRow {
+    pub id: Uuid,
+    pub name: String,
+    pub disk_min_gib: i32,
+    pub disk_max_gib: i32,
+}
+
+pub async fn live_instance_size(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<InstanceSizeRow>> {
+    sqlx::query_as!(
+        InstanceSizeRow,
+        "SELECT id, name, disk_min_gib, disk_max_gib FROM instance_sizes WHERE name = $1 AND deleted_at IS NULL",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The template's id, created if missing.
+pub async fn ensure_template(
+    conn: &mut PgConnection,
+    name: &str,
+    k8s_uid: &str,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO templates (name, k8s_uid) VALUES ($1, $2)
+           ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE SET k8s_uid = EXCLUDED.k8s_uid
+           RETURNING id"#,
+        name,
+        k8s_uid
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The newest version of a template: (version, spec sha256).
+pub async fn latest_template_version(
+    conn: &mut PgConnection,
+    template_id: Uuid,
+) -> sqlx::Result<Option<(i32, String)>> {
+    let row = sqlx::query!(
+        "SELECT version, spec_sha256 FROM template_versions WHERE template_id = $1 ORDER BY version DESC LIMIT 1",
+        template_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.version, r.spec_sha256)))
+}
+
+pub async fn insert_template_version(
+    conn: &mut PgConnection,
+    template_id: Uuid,
+    version: i32,
+    spec: &Value,
+    spec_sha256: &str,
+    created_by: &str,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO template_versions (template_id, version, spec, spec_sha256, created_by)
+           VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
+        template_id,
+        version,
+        spec,
+        spec_sha256,
+        created_by
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether a live template of that name exists.
+pub async fn live_template_exists(conn: &mut PgConnection, name: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM templates t JOIN template_versions v ON v.template_id = t.id
+                          WHERE t.name = $1 AND t.deleted_at IS NULL) AS "exists!""#,
+        name
+    )
+    .fetch_one(conn)
+    .await
+}
