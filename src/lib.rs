@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod controller;
 pub mod db;
 pub mod domain;
 pub mod http;

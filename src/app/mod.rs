@@ -3,6 +3,7 @@
 //! Kubernetes call is made while a transaction is open.
 
 pub mod access;
+pub mod admission;
 pub mod audit;
 pub mod catalog;
 pub mod inventory;

@@ -1,0 +1,141 @@
+//! The validating admission checks: the same use-case validations the reconcilers run,
+//! answered early so `kubectl apply` shows the reason. Nothing here writes.
+
+use super::AppError;
+use super::access::{Caller, Check, authorize};
+use super::requests::{VmRequestInput, check_duplicate, validate_vm_request};
+use super::systems::{
+    check_service_creation, check_service_deletion, check_system_deletion, split_service_name,
+};
+use crate::api::VmRequestSpec;
+use crate::domain::names::{NameKind, validate_name};
+use crate::domain::permissions::Permission;
+use crate::http::webhook::{AdmissionInput, AdmissionPolicy, BoxFuture, Denial, Operation};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// Shepherd's admission policy over PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct ShepherdPolicy {
+    pub pool: PgPool,
+}
+
+impl AdmissionPolicy for ShepherdPolicy {
+    fn check<'a>(
+        &'a self,
+        input: &'a AdmissionInput,
+    ) -> BoxFuture<'a, Result<Vec<String>, Denial>> {
+        Box::pin(async move { self.check_input(input).await.map_err(Denial::from) })
+    }
+}
+
+fn caller(input: &AdmissionInput) -> Caller {
+    Caller {
+        username: input.identity.username.clone(),
+        groups: input.identity.groups.clone(),
+    }
+}
+
+fn spec_of<T: serde::de::DeserializeOwned>(object: Option<&Value>) -> Result<T, AppError> {
+    let spec = object
+        .and_then(|o| o.get("spec"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    serde_json::from_value(spec).map_err(|e| AppError::Invalid {
+        field: "spec".into(),
+        rule: e.to_string(),
+    })
+}
+
+fn uid_of(object: Option<&Value>) -> String {
+    object
+        .and_then(|o| o.pointer("/metadata/uid"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl ShepherdPolicy {
+    async fn check_input(&self, input: &AdmissionInput) -> Result<Vec<String>, AppError> {
+        let mut conn = self.pool.acquire().await?;
+        let caller = caller(input);
+        let mut warnings = Vec::new();
+        match (input.kind.as_str(), input.operation) {
+            ("System", Operation::Create) => {
+                let check = validate_name(NameKind::System, &input.name).map_err(|e| {
+                    AppError::Invalid {
+                        field: "metadata.name".into(),
+                        rule: e.to_string(),
+                    }
+                })?;
+                warnings.extend(check.warnings);
+            }
+            ("System", Operation::Delete) => {
+                check_system_deletion(&mut conn, &caller, &input.name).await?
+            }
+            ("Service", Operation::Create) => {
+                let (system, service) = split_service_name(&input.name)?;
+                check_service_creation(&mut conn, &caller, system, service).await?;
+            }
+            ("Service", Operation::Delete) => {
+                let (system, service) = split_service_name(&input.name)?;
+                check_service_deletion(&mut conn, &caller, system, service).await?;
+            }
+            ("VmRequest", Operation::Create) => {
+                let spec: VmRequestSpec = spec_of(input.object.as_ref())?;
+                let request = VmRequestInput {
+                    uid: uid_of(input.object.as_ref()),
+                    object_namespace: input.namespace.clone().unwrap_or_default(),
+                    object_name: input.name.clone(),
+                    system: spec.system,
+                    service: spec.service,
+                    target_namespace: spec.target_namespace,
+                    template: spec.template,
+                    instance_size: spec.instance_size,
+                    count: spec.count,
+                    disk_gib: spec.disk_gib,
+                    reason: spec.reason,
+                };
+                let resolved = validate_vm_request(&mut conn, &caller, &request).await?;
+                check_duplicate(&mut conn, &caller, &request, &resolved).await?;
+            }
+            (
+                "Cluster" | "VmNamespace",
+                Operation::Create | Operation::Update | Operation::Delete,
+            ) => {
+                authorize(
+                    &mut conn,
+                    &caller,
+                    &Check {
+                        permission: Permission::ClusterManage,
+                        action: "manage clusters and namespaces",
+                        system: None,
+                        environment: None,
+                    },
+                )
+                .await?;
+            }
+            (
+                "InstanceSize" | "VmTemplate",
+                Operation::Create | Operation::Update | Operation::Delete,
+            ) => {
+                authorize(
+                    &mut conn,
+                    &caller,
+                    &Check {
+                        permission: Permission::TemplateManage,
+                        action: "manage templates and instance sizes",
+                        system: None,
+                        environment: None,
+                    },
+                )
+                .await?;
+            }
+            // Updates of Systems, Services and VmRequests are status writes or immutable
+            // specs (CEL); deleting a VmRequest cancels its ticket. VmOperation and Approval
+            // checks come with the approval workflow.
+            _ => {}
+        }
+        Ok(warnings)
+    }
+}

@@ -1,0 +1,145 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, so two replicas never reconcile at
+//! once (kube-runtime has none of its own). The holder renews every `renew_every`; another
+//! replica takes over only after `duration` without renewal. Losing the lease stops the work
+//! before anything else can start it elsewhere.
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    pub namespace: String,
+    pub name: String,
+    /// This replica's identity, e.g. its pod name.
+    pub identity: String,
+    pub duration: Duration,
+    pub renew_every: Duration,
+}
+
+impl LeaseConfig {
+    pub fn new(namespace: &str, name: &str, identity: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Tries once to take or renew the lease; true when this replica holds it afterwards.
+pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+    let now = Timestamp::now();
+    let spec = |transitions: i32, acquired: Option<MicroTime>| LeaseSpec {
+        holder_identity: Some(cfg.identity.clone()),
+        lease_duration_seconds: Some(cfg.duration.as_secs() as i32),
+        acquire_time: acquired.or(Some(MicroTime(now))),
+        renew_time: Some(MicroTime(now)),
+        lease_transitions: Some(transitions),
+        ..Default::default()
+    };
+    let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(cfg.name.clone()),
+                ..Default::default()
+            },
+            spec: Some(spec(0, None)),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let current = lease.spec.clone().unwrap_or_default();
+    let held_by_me = current.holder_identity.as_deref() == Some(cfg.identity.as_str());
+    let expired = match (&current.renew_time, current.lease_duration_seconds) {
+        (Some(MicroTime(renewed)), Some(secs)) => renewed
+            .saturating_add(SignedDuration::from_secs(secs as i64))
+            .map(|end| end < now)
+            .unwrap_or(true),
+        _ => true,
+    };
+    if !held_by_me && !expired {
+        return Ok(false);
+    }
+    let transitions = current.lease_transitions.unwrap_or(0) + i32::from(!held_by_me);
+    let acquired = if held_by_me {
+        current.acquire_time.clone()
+    } else {
+        None
+    };
+    lease.spec = Some(spec(transitions, acquired));
+    // The resourceVersion from the read makes this a compare-and-swap: if another replica
+    // renewed or took it meanwhile, the API server answers 409 and we are not the leader.
+    match api
+        .replace(&lease.name_any(), &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `work` whenever this replica leads, until `shutdown`. `work` receives a token that
+/// is cancelled when leadership is lost; it must stop promptly then.
+pub async fn run_as_leader<F, Fut>(
+    client: Client,
+    cfg: LeaseConfig,
+    shutdown: CancellationToken,
+    work: F,
+) where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    while !shutdown.is_cancelled() {
+        match try_acquire(&api, &cfg).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(cfg.renew_every) => continue }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "lease: cannot reach the API server");
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(cfg.renew_every) => continue }
+            }
+        }
+        tracing::info!(lease = %cfg.name, identity = %cfg.identity, "lease: leading");
+        let lost = shutdown.child_token();
+        let task = tokio::spawn(work(lost.clone()));
+        // Renew until shutdown, failure, or someone else holding it. Give up leadership
+        // before the lease could expire in others' eyes.
+        let deadline_slack = cfg.duration.saturating_sub(cfg.renew_every);
+        let mut last_renewal = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(cfg.renew_every) => {}
+            }
+            match try_acquire(&api, &cfg).await {
+                Ok(true) => last_renewal = tokio::time::Instant::now(),
+                Ok(false) => {
+                    tracing::warn!(lease = %cfg.name, "lease: lost to another replica");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "lease: renewal failed");
+                    if last_renewal.elapsed() >= deadline_slack {
+                        break;
+                    }
+                }
+            }
+        }
+        lost.cancel();
+        let _ = task.await;
+    }
+}

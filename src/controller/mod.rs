@@ -1,0 +1,165 @@
+//! Reconcilers for the management cluster's objects (DESIGN §2, §3): they never trust that
+//! the webhook ran (identity stamps are verified, permissions re-checked), write PostgreSQL
+//! through the use cases, and report in status conditions and Kubernetes Events. They run
+//! only while this replica holds the Lease (`lease`).
+
+pub mod catalog;
+pub mod lease;
+pub mod requests;
+pub mod status;
+pub mod systems;
+
+use crate::app::AppError;
+use crate::app::access::Caller;
+use crate::domain::identity::{self, IdentityError, ObjectKey};
+use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Holds deletion until PostgreSQL agrees (ticket cancelled, row soft-deleted).
+pub const FINALIZER: &str = "shepherd.kv-shepherd.io/cleanup";
+pub const CONTROLLER_NAME: &str = "kubevirt-shepherd";
+/// The actor recorded for changes the controller makes on its own.
+pub const CONTROLLER_ACTOR: &str = "system:kubevirt-shepherd";
+/// How often accepted objects are looked at again to follow their tickets.
+pub const RESYNC: Duration = Duration::from_secs(60);
+
+pub struct Context {
+    pub client: Client,
+    pub pool: PgPool,
+    pub identity_key: Arc<[u8]>,
+    pub recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, pool: PgPool, identity_key: Arc<[u8]>, instance: &str) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: Some(instance.into()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pool,
+            identity_key,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Exponential backoff per object: 1s, 2s, 4s ... capped at 5 minutes.
+    fn backoff(&self, key: String) -> Duration {
+        let mut failures = self.failures.lock().expect("backoff map");
+        let n = failures.entry(key).or_insert(0);
+        *n = (*n + 1).min(9);
+        Duration::from_secs((1u64 << (*n - 1)).min(300))
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("backoff map").remove(key);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    #[error("the object has no {0}")]
+    MissingField(&'static str),
+}
+
+impl From<kube::runtime::finalizer::Error<ReconcileError>> for ReconcileError {
+    fn from(e: kube::runtime::finalizer::Error<ReconcileError>) -> Self {
+        Self::Finalizer(Box::new(e))
+    }
+}
+
+/// The requester stamped on an object by the webhook, if the stamp verifies.
+pub fn verified_caller<K: Resource<DynamicType = ()>>(
+    key: &[u8],
+    obj: &K,
+) -> Result<Caller, IdentityError> {
+    let annotations = obj.meta().annotations.clone().unwrap_or_default();
+    let kind = K::kind(&());
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let object = ObjectKey {
+        kind: &kind,
+        namespace: obj.meta().namespace.as_deref(),
+        name: &name,
+    };
+    let who = identity::verify(key, &annotations, &object)?;
+    Ok(Caller {
+        username: who.username,
+        groups: who.groups,
+    })
+}
+
+fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// Logs, and retries with per-object exponential backoff.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = object_key(obj.as_ref());
+    let delay = ctx.backoff(key.clone());
+    tracing::warn!(object = %key, error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Marks success for the backoff bookkeeping and passes the action through.
+pub(crate) fn done<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    action: Action,
+) -> Result<Action, ReconcileError> {
+    ctx.succeeded(&object_key(obj));
+    Ok(action)
+}
+
+/// Runs every reconciler until `stop` is cancelled.
+pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    let client = ctx.client.clone();
+    let cfg = watcher::Config::default();
+    macro_rules! controller {
+        ($kind:ty, $reconcile:path) => {{
+            let stop = stop.clone();
+            Controller::new(Api::<$kind>::all(client.clone()), cfg.clone())
+                .graceful_shutdown_on(async move { stop.cancelled().await })
+                .run($reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "controller event");
+                    }
+                })
+        }};
+    }
+    tokio::join!(
+        controller!(crate::api::System, systems::reconcile_system),
+        controller!(crate::api::Service, systems::reconcile_service),
+        controller!(crate::api::VmRequest, requests::reconcile),
+        controller!(crate::api::VmNamespace, catalog::reconcile_namespace),
+        controller!(crate::api::Cluster, catalog::reconcile_cluster),
+        controller!(crate::api::InstanceSize, catalog::reconcile_instance_size),
+        controller!(crate::api::VmTemplate, catalog::reconcile_template),
+    );
+}

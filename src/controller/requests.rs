@@ -1,0 +1,159 @@
+//! The VmRequest reconciler: verify who asked, record the ticket (once per object uid),
+//! report it in status, cancel it when a pending request is deleted.
+
+use super::status::{condition, denial_reason, denied_for_generation, deny, patch_status, publish};
+use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
+use crate::api::VmRequest;
+use crate::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request};
+use crate::domain::ticket::TicketStatus;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn reconcile(obj: Arc<VmRequest>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = obj
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let api: Api<VmRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let action = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            Event::Apply(req) => apply(&api, req, &ctx).await,
+            Event::Cleanup(req) => cleanup(req, &ctx).await,
+        }
+    })
+    .await?;
+    done(&ctx, obj.as_ref(), action)
+}
+
+fn input(req: &VmRequest) -> Result<VmRequestInput, ReconcileError> {
+    Ok(VmRequestInput {
+        uid: req
+            .uid()
+            .ok_or(ReconcileError::MissingField("metadata.uid"))?,
+        object_namespace: req.namespace().unwrap_or_default(),
+        object_name: req.name_any(),
+        system: req.spec.system.clone(),
+        service: req.spec.service.clone(),
+        target_namespace: req.spec.target_namespace.clone(),
+        template: req.spec.template.clone(),
+        instance_size: req.spec.instance_size.clone(),
+        count: req.spec.count,
+        disk_gib: req.spec.disk_gib,
+        reason: req.spec.reason.clone(),
+    })
+}
+
+fn next_step(status: TicketStatus) -> &'static str {
+    match status {
+        TicketStatus::PendingApproval => {
+            "waiting for a holder of approval:approve for this system and environment to decide"
+        }
+        TicketStatus::Approved => "approved: the VMs will be created",
+        TicketStatus::Rejected => "rejected by an approver",
+        TicketStatus::Cancelled => "cancelled",
+        TicketStatus::Executing => "creating the VMs",
+        TicketStatus::Succeeded => "all VMs created",
+        TicketStatus::PartiallySucceeded => "some VMs could not be created",
+        TicketStatus::Failed => "the VMs could not be created",
+    }
+}
+
+async fn apply(
+    api: &Api<VmRequest>,
+    req: Arc<VmRequest>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let generation = req.metadata.generation;
+    let current = req
+        .status
+        .as_ref()
+        .map(|s| serde_json::to_value(s).unwrap_or_default());
+    if denied_for_generation(current.as_ref(), generation) {
+        return Ok(Action::await_change());
+    }
+    let caller = match verified_caller(&ctx.identity_key, req.as_ref()) {
+        Ok(caller) => caller,
+        Err(err) => {
+            deny(
+                ctx,
+                api,
+                req.as_ref(),
+                "UnverifiedIdentity",
+                &err.to_string(),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let submission = match submit_vm_request(&ctx.pool, &caller, &input(&req)?).await {
+        Ok(s) => s,
+        Err(err) => match denial_reason(&err) {
+            Some(reason) => {
+                deny(ctx, api, req.as_ref(), reason, &err.to_string()).await?;
+                return Ok(Action::await_change());
+            }
+            None => return Err(err.into()),
+        },
+    };
+    let phase = submission.status.as_str();
+    let message = format!(
+        "ticket {}: {}",
+        submission.ticket_id,
+        next_step(submission.status)
+    );
+    let unchanged = current.as_ref().is_some_and(|s| {
+        s.get("phase").and_then(|p| p.as_str()) == Some(phase)
+            && s.get("ticketId").and_then(|t| t.as_str())
+                == Some(submission.ticket_id.to_string().as_str())
+    });
+    if !unchanged {
+        let mut conditions = vec![condition(
+            "Accepted",
+            true,
+            "TicketCreated",
+            &message,
+            generation,
+        )];
+        if submission.status == TicketStatus::Approved {
+            conditions.push(condition(
+                "Approved", true, "Approved", &message, generation,
+            ));
+        }
+        patch_status(
+            api,
+            &req.name_any(),
+            json!({
+                "phase": phase,
+                "observedGeneration": generation,
+                "ticketId": submission.ticket_id.to_string(),
+                "environment": submission.environment.as_str(),
+                "requester": caller.username,
+                "message": message,
+                "conditions": conditions,
+            }),
+        )
+        .await?;
+        publish(ctx, req.as_ref(), false, phase, message).await;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let uid = req
+        .uid()
+        .ok_or(ReconcileError::MissingField("metadata.uid"))?;
+    if cancel_vm_request(&ctx.pool, CONTROLLER_ACTOR, &uid).await? == Some(TicketStatus::Cancelled)
+    {
+        publish(
+            ctx,
+            req.as_ref(),
+            false,
+            "Cancelled",
+            "the VmRequest was deleted; its ticket is cancelled".into(),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
