@@ -12,7 +12,7 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 .PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare
 
 help:
-	@echo "make demo   run the main job end to end (PostgreSQL 18 + migrate + seed + show)"
+	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
 	@echo "make test   run all tests (starts PostgreSQL 18 itself)"
 	@echo "make ci     format check, clippy (warnings denied), then make test"
 	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
@@ -43,12 +43,8 @@ lint:
 
 ci: lint test
 
-demo: db
-	@export DATABASE_URL=$(DB_URL); \
-	$(CARGO) run --quiet --bin shepherd -- migrate && \
-	$(CARGO) run --quiet --bin shepherd -- seed --bootstrap-admin user:admin --bootstrap-admin group:platform-admins && \
-	$(CARGO) run --quiet --bin shepherd -- audit verify && \
-	$(CARGO) run --quiet --bin shepherd -- show
+demo: db kubectl
+	@bash scripts/demo.sh
 
 # Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
 sqlx-prepare: db

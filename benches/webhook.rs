@@ -1,16 +1,19 @@
 //! Admission webhook latency, in process (no TLS, no network): N calls through the router
 //! for each case, printed next to a baseline measured in the same run (the same request
-//! through a router whose handler does nothing), so the ratio holds across machines.
+//! through a router whose handler does nothing), so the ratio holds across machines. A
+//! second reference row shows what deserializing and answering the review costs alone.
 //!
 //! `cargo bench -p kubevirt-shepherd --bench webhook` (`WEBHOOK_BENCH_CALLS` sets N).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use axum::routing::post;
+use axum::{Json, Router};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use serde_json::{Value, json};
 use shepherd::api::identity as annotation;
 use shepherd::http::webhook::{
@@ -127,6 +130,18 @@ async fn main() {
         }),
     );
 
+    // What deserializing and answering an AdmissionReview costs by itself.
+    let parse_only = Router::new().route(
+        "/parse",
+        post(
+            |Json(review): Json<AdmissionReview<DynamicObject>>| async move {
+                let request: AdmissionRequest<DynamicObject> =
+                    review.try_into().expect("the review has a request");
+                Json(AdmissionResponse::from(&request).into_review())
+            },
+        ),
+    );
+
     let forged = json!({
         annotation::USERNAME: "platform-admin",
         annotation::SIGNATURE: "00"
@@ -151,6 +166,13 @@ async fn main() {
         "  {:<38} {:>9.1} µs/call",
         "baseline (no-op handler)",
         baseline.as_secs_f64() * 1e6
+    );
+    let parsed = time(&parse_only, "/parse", &create, calls).await;
+    println!(
+        "  {:<38} {:>9.1} µs/call  {:>5.1}x baseline",
+        "parse + allow (kube types, no logic)",
+        parsed.as_secs_f64() * 1e6,
+        parsed.as_secs_f64() / baseline.as_secs_f64()
     );
     for (name, path, body) in cases {
         let per_call = time(&webhook, path, body, calls).await;

@@ -40,12 +40,70 @@ enum Command {
     },
     /// Show what exists: inventory counts, roles, approval policies, bootstrap admins.
     Show,
+    /// Run the webhook, health endpoints and reconcilers against the current kubeconfig's
+    /// cluster (or in-cluster config).
+    Run(RunArgs),
+    /// Bind a role to a user, group or service account (platform bootstrap).
+    Bind {
+        /// user:NAME, group:NAME or serviceaccount:NS/NAME.
+        #[arg(long, value_parser = parse_subject)]
+        subject: Subject,
+        #[arg(long)]
+        role: String,
+        /// Scope the binding to one System (global when absent).
+        #[arg(long)]
+        system: Option<String>,
+        /// Environments the binding counts for.
+        #[arg(long = "env", value_delimiter = ',', default_value = "test")]
+        environments: Vec<crate::domain::Environment>,
+    },
+    /// Write a private CA and a webhook serving certificate (ca.crt, tls.crt, tls.key).
+    Certs {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// DNS names or IP addresses the certificate is valid for.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
     /// Write the CustomResourceDefinitions generated from the API types.
     Crdgen {
         /// Directory to write one YAML file per CRD into.
         #[arg(long, default_value = "crds")]
         out: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Serve the admission webhook (TLS) here; needs --webhook-cert and --webhook-key.
+    #[arg(long, env = "SHEPHERD_WEBHOOK_ADDR", requires_all = ["webhook_cert", "webhook_key"])]
+    webhook_addr: Option<std::net::SocketAddr>,
+    #[arg(long, env = "SHEPHERD_WEBHOOK_CERT")]
+    webhook_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "SHEPHERD_WEBHOOK_KEY")]
+    webhook_key: Option<std::path::PathBuf>,
+    /// /healthz and /readyz.
+    #[arg(long, env = "SHEPHERD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    health_addr: std::net::SocketAddr,
+    /// Do not run the reconcilers on this replica (webhook/API only).
+    #[arg(long)]
+    no_controllers: bool,
+    /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`).
+    #[arg(
+        long,
+        env = "SHEPHERD_IDENTITY_KEY_SECRET",
+        conflicts_with = "identity_key_file"
+    )]
+    identity_key_secret: Option<String>,
+    /// A file holding the identity-stamp HMAC key (at least 32 bytes).
+    #[arg(long, env = "SHEPHERD_IDENTITY_KEY_FILE")]
+    identity_key_file: Option<std::path::PathBuf>,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kubevirt-shepherd")]
+    lease_namespace: String,
+    /// This replica's name in the Lease (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    instance: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +126,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("crdgen: wrote {}", path.display());
         }
+        return Ok(0);
+    }
+    if let Command::Certs { out, hosts } = &cli.command {
+        crate::certs::write_webhook_certs(out, hosts)?;
+        println!(
+            "certs: wrote ca.crt, tls.crt and tls.key to {}",
+            out.display()
+        );
         return Ok(0);
     }
     let url = cli
@@ -140,7 +206,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Show => print_inventory(&app::inventory::load(&pool).await?),
-        Command::Crdgen { .. } => unreachable!("handled before connecting"),
+        Command::Crdgen { .. } | Command::Certs { .. } => unreachable!("handled before connecting"),
+        Command::Bind {
+            subject,
+            role,
+            system,
+            environments,
+        } => {
+            let created = app::rbac::bind(
+                &pool,
+                "system:cli",
+                &subject,
+                &role,
+                system.as_deref(),
+                &environments,
+            )
+            .await?;
+            println!(
+                "bind: {role} for {subject} {}",
+                if created {
+                    "created"
+                } else {
+                    "already existed"
+                }
+            );
+        }
+        Command::Run(args) => return run_process(args, pool).await,
     }
     Ok(0)
 }
@@ -185,4 +276,63 @@ fn print_inventory(inv: &app::inventory::Inventory) {
         );
     }
     println!("audit log: {} rows", inv.audit_rows);
+}
+
+async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the management cluster (KUBECONFIG or in-cluster config)")?;
+    let key: Vec<u8> = match (&args.identity_key_secret, &args.identity_key_file) {
+        (Some(secret), _) => {
+            let (ns, name) = secret
+                .split_once('/')
+                .context("--identity-key-secret must be NAMESPACE/NAME")?;
+            crate::run::identity_key_from_secret(&client, ns, name, "key").await?
+        }
+        (None, Some(path)) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        (None, None) => anyhow::bail!(
+            "an identity key is required: --identity-key-secret NS/NAME or --identity-key-file PATH"
+        ),
+    };
+    let instance = args.instance.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "shepherd".into())
+    });
+    let webhook = match (args.webhook_addr, args.webhook_cert, args.webhook_key) {
+        (Some(addr), Some(cert), Some(key)) => Some(crate::run::WebhookOptions { addr, cert, key }),
+        _ => None,
+    };
+    let opts = crate::run::RunOptions {
+        webhook,
+        health_addr: Some(args.health_addr),
+        controllers: !args.no_controllers,
+        lease: crate::controller::lease::LeaseConfig::new(
+            &args.lease_namespace,
+            "kubevirt-shepherd-controller",
+            &instance,
+        ),
+    };
+    let running = crate::run::start(opts, pool, client, std::sync::Arc::from(key)).await?;
+    if let Some(addr) = running.webhook_addr {
+        println!("run: webhook listening on https://{addr}");
+    }
+    if let Some(addr) = running.health_addr {
+        println!("run: health on http://{addr}/healthz");
+    }
+    println!("run: ready");
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        stop.cancel();
+    });
+    running.wait().await;
+    Ok(0)
 }

@@ -5,9 +5,11 @@
 
 pub mod api;
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod run;

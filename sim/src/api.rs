@@ -828,11 +828,7 @@ impl Core {
                         PatchType::Merge => json_patch::merge(&mut doc, &patch),
                         PatchType::Strategic => strategic_merge(&mut doc, &patch),
                         _ => {
-                            let p: json_patch::Patch = serde_json::from_value(patch.clone())
-                                .map_err(|e| {
-                                    ApiError::bad_request(format!("error decoding patch: {e}"))
-                                })?;
-                            json_patch::patch(&mut doc, &p).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))?;
+                            apply_json_patch(&mut doc, &patch)?;
                         }
                     }
                     let pinned =
@@ -980,6 +976,26 @@ impl Core {
         }
         if ctx.dry_run {
             return Ok((*cur).clone());
+        }
+        // Admission may have taken a while: like the API server's guaranteed update, act on
+        // the object as it is now (a status write meanwhile is no conflict for a DELETE),
+        // unless the client pinned a resourceVersion.
+        let cur = self
+            .store
+            .get(&key, ns, name)
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        if let Some(rv) = pre["resourceVersion"].as_str()
+            && rv != meta_str(&cur, "resourceVersion")
+        {
+            return Err(ApiError::conflict(
+                &def.group,
+                &def.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&cur, "resourceVersion")
+                ),
+            ));
         }
         let policy =
             opts["propagationPolicy"]
@@ -1282,4 +1298,34 @@ impl Core {
         self.gc();
         changed
     }
+}
+
+/// Applies an RFC 6902 JSON patch the way the Kubernetes API server does: like its Go
+/// library, a `test` of `null` succeeds on a missing path (kube-runtime's finalizer helper
+/// relies on that when an object has no finalizers yet).
+fn apply_json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let ops = patch
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("error decoding patch: a JSON patch is an array"))?;
+    for op in ops {
+        let missing_null_test = op.get("op").and_then(Value::as_str) == Some("test")
+            && op.get("value").is_some_and(Value::is_null)
+            && op
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|path| doc.pointer(path).is_none());
+        if missing_null_test {
+            continue;
+        }
+        let single: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        json_patch::patch(doc, &single).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -150,3 +150,60 @@ dual!(
     server_side_apply_tracks_field_ownership,
     crate::server_side_apply
 );
+
+/// kube-runtime adds the first finalizer with `test /metadata/finalizers == null` on an
+/// object that has none; the API server's JSON patch treats the missing path as null.
+async fn json_patch_test_of_null_matches_a_missing_path(client: Client, ns: String) {
+    let api = widgets(&client, &ns);
+    api.create(&PostParams::default(), &widget("f", json!({"size": 1})))
+        .await
+        .unwrap();
+    let add_first: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/hold"]},
+    ]))
+    .unwrap();
+    let w = api
+        .patch("f", &PatchParams::default(), &Patch::<()>::Json(add_first))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.metadata.finalizers,
+        Some(vec!["example.com/hold".to_string()])
+    );
+    // A failing test still refuses the whole patch.
+    let wrong: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "replace", "path": "/spec/size", "value": 9},
+    ]))
+    .unwrap();
+    let err = api
+        .patch("f", &PatchParams::default(), &Patch::<()>::Json(wrong))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
+    assert_eq!(api.get("f").await.unwrap().data["spec"]["size"], 1);
+    let release: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "remove", "path": "/metadata/finalizers"}])).unwrap();
+    api.patch("f", &PatchParams::default(), &Patch::<()>::Json(release))
+        .await
+        .unwrap();
+}
+
+mod json_patch_test_of_null {
+    use super::*;
+
+    #[tokio::test]
+    async fn on_sim() {
+        common::on_sim(json_patch_test_of_null_matches_a_missing_path).await;
+    }
+
+    #[tokio::test]
+    async fn on_real_cluster() {
+        common::on_real_cluster(
+            "json_patch_test_of_null",
+            json_patch_test_of_null_matches_a_missing_path,
+        )
+        .await;
+    }
+}

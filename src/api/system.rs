@@ -12,11 +12,7 @@ use serde::{Deserialize, Serialize};
     shortname = "shsys",
     category = "shepherd",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(
-        name = "Owner",
-        type_ = "string",
-        json_path = ".metadata.annotations.shepherd\\.kv-shepherd\\.io/requested-by"
-    ),
+    printcolumn(name = "Owner", type_ = "string", json_path = ".status.owner"),
     printcolumn(
         name = "Services",
         type_ = "integer",
@@ -45,6 +41,9 @@ pub struct SystemStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_count: Option<i64>,
+    /// The verified creator, who owns the System.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

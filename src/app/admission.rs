@@ -14,10 +14,13 @@ use crate::http::webhook::{AdmissionInput, AdmissionPolicy, BoxFuture, Denial, O
 use serde_json::Value;
 use sqlx::PgPool;
 
-/// Shepherd's admission policy over PostgreSQL.
-#[derive(Debug, Clone)]
+/// Shepherd's admission policy over PostgreSQL. With a client of the management cluster it
+/// also accepts references to objects that exist there but are not mirrored yet (a System
+/// and its Services applied together), leaving the final check to the reconciler.
+#[derive(Clone)]
 pub struct ShepherdPolicy {
     pub pool: PgPool,
+    pub client: Option<kube::Client>,
 }
 
 impl AdmissionPolicy for ShepherdPolicy {
@@ -25,7 +28,18 @@ impl AdmissionPolicy for ShepherdPolicy {
         &'a self,
         input: &'a AdmissionInput,
     ) -> BoxFuture<'a, Result<Vec<String>, Denial>> {
-        Box::pin(async move { self.check_input(input).await.map_err(Denial::from) })
+        Box::pin(async move {
+            match self.check_input(input).await {
+                Err(AppError::NotFound { what, id }) => match self.pending_reference(input).await {
+                    Some(object) => Ok(vec![format!(
+                        "{object} exists but is not registered yet; Shepherd checks this {} when it is",
+                        input.kind
+                    )]),
+                    None => Err(Denial::from(AppError::NotFound { what, id })),
+                },
+                other => other.map_err(Denial::from),
+            }
+        })
     }
 }
 
@@ -56,6 +70,39 @@ fn uid_of(object: Option<&Value>) -> String {
 }
 
 impl ShepherdPolicy {
+    /// For a Service or VmRequest whose System or Service is missing from PostgreSQL: the
+    /// referenced object, if it exists in the management cluster (not being deleted).
+    async fn pending_reference(&self, input: &AdmissionInput) -> Option<String> {
+        let client = self.client.clone()?;
+        let (system, service) = match (input.kind.as_str(), input.operation) {
+            ("Service", Operation::Create) => {
+                (split_service_name(&input.name).ok()?.0.to_string(), None)
+            }
+            ("VmRequest", Operation::Create) => {
+                let spec: VmRequestSpec = spec_of(input.object.as_ref()).ok()?;
+                (
+                    spec.system.clone(),
+                    Some(format!("{}.{}", spec.system, spec.service)),
+                )
+            }
+            _ => return None,
+        };
+        let alive = |meta: &kube::api::ObjectMeta| meta.deletion_timestamp.is_none();
+        let systems: kube::Api<crate::api::System> = kube::Api::all(client.clone());
+        let system_object = systems.get_opt(&system).await.ok()??;
+        if !alive(&system_object.metadata) {
+            return None;
+        }
+        match service {
+            None => Some(format!("system {system:?}")),
+            Some(service) => {
+                let services: kube::Api<crate::api::Service> = kube::Api::all(client);
+                let object = services.get_opt(&service).await.ok()??;
+                alive(&object.metadata).then(|| format!("service {service:?}"))
+            }
+        }
+    }
+
     async fn check_input(&self, input: &AdmissionInput) -> Result<Vec<String>, AppError> {
         let mut conn = self.pool.acquire().await?;
         let caller = caller(input);

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod catalog;
 pub mod inventory;
 pub mod migrate;
+pub mod rbac;
 pub mod requests;
 pub mod seed;
 pub mod systems;

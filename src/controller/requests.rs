@@ -1,9 +1,13 @@
 //! The VmRequest reconciler: verify who asked, record the ticket (once per object uid),
 //! report it in status, cancel it when a pending request is deleted.
 
-use super::status::{condition, denial_reason, denied_for_generation, deny, patch_status, publish};
+use super::status::{
+    condition, denial_reason, denied_for_generation, deny, patch_status, publish,
+    wait_for_reference,
+};
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
 use crate::api::VmRequest;
+use crate::app::AppError;
 use crate::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request};
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
@@ -89,6 +93,9 @@ async fn apply(
     };
     let submission = match submit_vm_request(&ctx.pool, &caller, &input(&req)?).await {
         Ok(s) => s,
+        Err(err @ AppError::NotFound { .. }) => {
+            return wait_for_reference(api, req.as_ref(), &err.to_string()).await;
+        }
         Err(err) => match denial_reason(&err) {
             Some(reason) => {
                 deny(ctx, api, req.as_ref(), reason, &err.to_string()).await?;

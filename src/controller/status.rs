@@ -124,3 +124,31 @@ pub fn denied_for_generation(status: Option<&Value>, generation: Option<i64>) ->
             && s.get("observedGeneration").and_then(Value::as_i64) == generation
     })
 }
+
+/// A referenced object (System, Service) is not registered yet, e.g. applied in the same
+/// batch: say so in status and look again later instead of denying.
+pub async fn wait_for_reference<K>(
+    api: &Api<K>,
+    obj: &K,
+    message: &str,
+) -> Result<kube::runtime::controller::Action, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let generation = obj.meta().generation;
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(ReconcileError::MissingField("metadata.name"))?;
+    patch_status(api, &name, json!({
+        "phase": "Pending",
+        "observedGeneration": generation,
+        "message": format!("waiting: {message}"),
+        "conditions": [condition("Accepted", false, "WaitingForReference", message, generation)],
+    }))
+    .await?;
+    Ok(kube::runtime::controller::Action::requeue(
+        std::time::Duration::from_secs(5),
+    ))
+}

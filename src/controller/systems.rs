@@ -1,7 +1,10 @@
 //! System and Service reconcilers: mirror into PostgreSQL (creator becomes owner), and hold
 //! deletion with a finalizer until the database agrees (no live children).
 
-use super::status::{condition, denial_reason, denied_for_generation, deny, patch_status, publish};
+use super::status::{
+    condition, denial_reason, denied_for_generation, deny, patch_status, publish,
+    wait_for_reference,
+};
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, done, verified_caller};
 use crate::api::{Service, System};
 use crate::app::AppError;
@@ -58,6 +61,7 @@ pub async fn reconcile_system(
                 {
                     Ok(r) => {
                         registered(
+                            json!({"owner": caller.username}),
                             &ctx,
                             &api,
                             system.as_ref(),
@@ -140,6 +144,7 @@ pub async fn reconcile_service(
                 match registered_service {
                     Ok(r) => {
                         registered(
+                            json!({}),
                             &ctx,
                             &api,
                             service.as_ref(),
@@ -189,7 +194,9 @@ async fn denied<K: Reconciled>(
     Ok(Action::await_change())
 }
 
+/// `extra` adds kind-specific status fields (a System's owner).
 async fn registered<K: Reconciled>(
+    extra: serde_json::Value,
     ctx: &Context,
     api: &Api<K>,
     obj: &K,
@@ -198,16 +205,15 @@ async fn registered<K: Reconciled>(
 ) -> Result<Action, ReconcileError> {
     let generation = obj.meta().generation;
     let message = format!("registered, {note}");
-    patch_status(
-        api,
-        &obj.meta().name.clone().unwrap_or_default(),
-        json!({
-            "phase": "Active",
-            "observedGeneration": generation,
-            "conditions": [condition("Ready", true, "Registered", &message, generation)],
-        }),
-    )
-    .await?;
+    let mut status = json!({
+        "phase": "Active",
+        "observedGeneration": generation,
+        "conditions": [condition("Ready", true, "Registered", &message, generation)],
+    });
+    if let (Some(status), serde_json::Value::Object(extra)) = (status.as_object_mut(), extra) {
+        status.extend(extra);
+    }
+    patch_status(api, &obj.meta().name.clone().unwrap_or_default(), status).await?;
     if created {
         publish(ctx, obj, false, "Registered", message).await;
     }
@@ -220,6 +226,9 @@ async fn refused<K: Reconciled>(
     obj: &K,
     err: AppError,
 ) -> Result<Action, ReconcileError> {
+    if matches!(err, AppError::NotFound { .. }) {
+        return wait_for_reference(api, obj, &err.to_string()).await;
+    }
     match denial_reason(&err) {
         Some(reason) => denied(ctx, api, obj, reason, &err.to_string()).await,
         None => Err(err.into()),

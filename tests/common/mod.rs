@@ -2,6 +2,8 @@
 //! PostgreSQL 18 that `make test` starts; `setup` migrates it exactly as `shepherd migrate`.
 #![allow(dead_code)]
 
+pub mod e2e;
+
 use serde_json::json;
 use shepherd::db;
 use shepherd::db::tickets::NewTicket;

@@ -1,0 +1,197 @@
+//! `shepherd run`: the long-running process. It hosts the admission webhook (TLS), health
+//! endpoints, and the reconcilers under a Lease. Components are chosen by options so that
+//! replicas can be split (DESIGN §9).
+
+use crate::app::admission::ShepherdPolicy;
+use crate::controller::lease::{LeaseConfig, run_as_leader};
+use crate::controller::{self, Context};
+use crate::http::webhook::{self, TlsListener, WebhookState};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Where the webhook's TLS material lives.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    pub addr: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub webhook: Option<WebhookOptions>,
+    pub health_addr: Option<SocketAddr>,
+    /// Run the reconcilers (under the Lease).
+    pub controllers: bool,
+    pub lease: LeaseConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("reading the identity key from Secret {secret}: {source}")]
+    KeySecret { secret: String, source: kube::Error },
+    #[error("Secret {secret} has no data key {key:?}")]
+    KeyMissing { secret: String, key: String },
+    #[error("identity key: {0}")]
+    Webhook(#[from] webhook::WebhookError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Reads the HMAC key that signs identity stamps from `namespace/name`, data key `key`.
+pub async fn identity_key_from_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Vec<u8>, RunError> {
+    let secret_name = format!("{namespace}/{name}");
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|source| RunError::KeySecret {
+            secret: secret_name.clone(),
+            source,
+        })?;
+    secret
+        .data
+        .and_then(|mut d| d.remove(key))
+        .map(|b| b.0)
+        .ok_or(RunError::KeyMissing {
+            secret: secret_name,
+            key: key.into(),
+        })
+}
+
+/// A started process: its bound addresses and a way to stop it.
+pub struct Running {
+    pub webhook_addr: Option<SocketAddr>,
+    pub health_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops every component and waits for them.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until a component ends on its own (or `stop` is cancelled elsewhere).
+    pub async fn wait(mut self) {
+        self.tasks.join_next().await;
+        self.stop().await;
+    }
+
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
+    match sqlx::query("SELECT 1").execute(&pool).await {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+pub fn health_router(pool: PgPool) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(pool)
+}
+
+/// Starts the selected components and returns once they are listening.
+pub async fn start(
+    opts: RunOptions,
+    pool: PgPool,
+    client: Client,
+    identity_key: Arc<[u8]>,
+) -> Result<Running, RunError> {
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let mut webhook_addr = None;
+    if let Some(w) = &opts.webhook {
+        let state = WebhookState::new(
+            identity_key.clone(),
+            Arc::new(ShepherdPolicy {
+                pool: pool.clone(),
+                client: Some(client.clone()),
+            }),
+        )?;
+        let listener = TlsListener::bind(w.addr, &w.cert, &w.key).await?;
+        webhook_addr = Some(listener.local_addr().map_err(|source| RunError::Bind {
+            addr: w.addr,
+            source,
+        })?);
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            listener
+                .run(webhook::router(state), stop.cancelled_owned())
+                .await
+        });
+    }
+
+    let mut health_addr = None;
+    if let Some(addr) = opts.health_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind { addr, source })?;
+        health_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|source| RunError::Bind { addr, source })?,
+        );
+        let (router, stop) = (health_router(pool.clone()), stop.clone());
+        tasks.spawn(async move {
+            if let Err(err) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %err, "health server stopped");
+            }
+        });
+    }
+
+    if opts.controllers {
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            pool,
+            identity_key,
+            &opts.lease.identity,
+        ));
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            run_as_leader(client, opts.lease, stop, move |lost| {
+                controller::run(ctx.clone(), lost)
+            })
+            .await
+        });
+    }
+    Ok(Running {
+        webhook_addr,
+        health_addr,
+        stop,
+        tasks,
+    })
+}
