@@ -1,0 +1,111 @@
+//! Leader election on the simulator: one holder at a time, takeover only after expiry, and
+//! work stops when leadership is lost.
+
+use shepherd::controller::lease::{LeaseConfig, run_as_leader, try_acquire};
+use shepherd_sim::{ClusterConfig, SimCluster};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn config(identity: &str) -> LeaseConfig {
+    let mut cfg = LeaseConfig::new("default", "shepherd-test", identity);
+    cfg.duration = Duration::from_secs(2);
+    cfg.renew_every = Duration::from_millis(200);
+    cfg
+}
+
+async fn cluster() -> (
+    SimCluster,
+    kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+) {
+    let sim = SimCluster::start(ClusterConfig::new("mgmt")).await.unwrap();
+    let client = sim.kube_client("admin").unwrap();
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    let namespaces: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client.clone(),
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+    );
+    let _ = namespaces
+        .create(&Default::default(), &serde_json::from_value(ns).unwrap())
+        .await;
+    (sim, kube::Api::namespaced(client, "default"))
+}
+
+#[tokio::test]
+async fn only_one_replica_holds_the_lease_until_it_expires() {
+    let (_sim, api) = cluster().await;
+    let (a, b) = (config("replica-a"), config("replica-b"));
+    assert!(try_acquire(&api, &a).await.unwrap());
+    assert!(
+        !try_acquire(&api, &b).await.unwrap(),
+        "b must not take a live lease"
+    );
+    assert!(try_acquire(&api, &a).await.unwrap(), "the holder renews");
+    // a stops renewing: b takes over once the lease has expired, and a cannot take it back.
+    tokio::time::sleep(a.duration + Duration::from_millis(300)).await;
+    assert!(try_acquire(&api, &b).await.unwrap());
+    assert!(!try_acquire(&api, &a).await.unwrap());
+    let lease = api.get("shepherd-test").await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(lease.lease_transitions, Some(1));
+}
+
+#[tokio::test]
+async fn two_running_replicas_never_work_at_the_same_time() {
+    let (sim, _api) = cluster().await;
+    let client = sim.kube_client("admin").unwrap();
+    let working = Arc::new(AtomicUsize::new(0));
+    let overlap = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let replica = |identity: &str, stop: CancellationToken| {
+        let (working, overlap, started) = (working.clone(), overlap.clone(), started.clone());
+        let client = client.clone();
+        let cfg = config(identity);
+        tokio::spawn(run_as_leader(
+            client,
+            cfg,
+            stop,
+            move |lost: CancellationToken| {
+                let (working, overlap, started) =
+                    (working.clone(), overlap.clone(), started.clone());
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    if working.fetch_add(1, Ordering::SeqCst) > 0 {
+                        overlap.fetch_add(1, Ordering::SeqCst);
+                    }
+                    lost.cancelled().await;
+                    working.fetch_sub(1, Ordering::SeqCst);
+                }
+            },
+        ))
+    };
+    let stop_a = stop.child_token();
+    let a = replica("replica-a", stop_a.clone());
+    let b = replica("replica-b", stop.child_token());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "exactly one replica leads"
+    );
+    // The leader goes away; the other takes over after the lease lapses.
+    stop_a.cancel();
+    a.await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while started.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second replica never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        overlap.load(Ordering::SeqCst),
+        0,
+        "two replicas worked at once"
+    );
+    stop.cancel();
+    b.await.unwrap();
+}
