@@ -954,19 +954,7 @@ impl Core {
                 ),
             ));
         }
-        if let Some(rv) = pre["resourceVersion"].as_str()
-            && rv != meta_str(&cur, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                &def.group,
-                &def.plural,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(&cur, "resourceVersion")
-                ),
-            ));
-        }
+        check_resource_version_precondition(def, name, pre, &cur)?;
         if Self::admits(def, ctx) {
             let configs = self.webhook_configs("validatingwebhookconfigurations");
             if !configs.is_empty() {
@@ -984,19 +972,7 @@ impl Core {
             .store
             .get(&key, ns, name)
             .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
-        if let Some(rv) = pre["resourceVersion"].as_str()
-            && rv != meta_str(&cur, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                &def.group,
-                &def.plural,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(&cur, "resourceVersion")
-                ),
-            ));
-        }
+        check_resource_version_precondition(def, name, pre, &cur)?;
         let policy =
             opts["propagationPolicy"]
                 .as_str()
@@ -1326,6 +1302,29 @@ fn apply_json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 format!("the server rejected our request due to an error in our request: {e}"),
             )
         })?;
+    }
+    Ok(())
+}
+
+/// A DELETE's `preconditions.resourceVersion`, checked as the API server does.
+fn check_resource_version_precondition(
+    def: &ResourceDef,
+    name: &str,
+    pre: &Value,
+    cur: &Value,
+) -> Result<(), ApiError> {
+    if let Some(rv) = pre["resourceVersion"].as_str()
+        && rv != meta_str(cur, "resourceVersion")
+    {
+        return Err(ApiError::conflict(
+            &def.group,
+            &def.plural,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(cur, "resourceVersion")
+            ),
+        ));
     }
     Ok(())
 }
