@@ -3,120 +3,19 @@
 
 mod common;
 
+use common::world::{alice, bind, carol, request, shop_with_web, world};
 use common::{count, setup};
-use shepherd::api::{EnvironmentName, cluster, instance_size, vm_namespace, vm_template};
+use shepherd::api::{EnvironmentName, cluster, vm_namespace, vm_template};
 use shepherd::app::AppError;
 use shepherd::app::access::{Caller, Check, SystemRef, authorize};
+use shepherd::app::catalog;
 use shepherd::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request};
-use shepherd::app::systems::{
-    check_service_creation, check_system_deletion, register_service, register_system,
-};
-use shepherd::app::{catalog, seed};
+use shepherd::app::systems::{check_service_creation, check_system_deletion, register_system};
 use shepherd::db;
-use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::permissions::Permission;
 use shepherd::domain::ticket::TicketStatus;
 use shepherd::domain::{Environment, Subject};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-async fn bind(
-    pool: &PgPool,
-    subject: Subject,
-    role: &str,
-    system: Option<uuid::Uuid>,
-    envs: &[&str],
-) {
-    let envs: Vec<String> = envs.iter().map(|e| e.to_string()).collect();
-    let mut conn = pool.acquire().await.unwrap();
-    db::rbac::insert_role_binding(
-        &mut conn,
-        &NewRoleBinding {
-            subject: &subject,
-            role,
-            scope_system_id: system,
-            allowed_environments: &envs,
-            source: "api",
-            created_by: "test",
-        },
-    )
-    .await
-    .unwrap()
-    .expect("new binding");
-}
-
-fn alice() -> Caller {
-    Caller::new("alice", &["dev"])
-}
-fn carol() -> Caller {
-    Caller::new("carol", &[])
-}
-
-/// Seeds roles and the catalog: namespaces team-a (test) and shop-prod (prod), a template,
-/// an instance size with disk 10..=100 GiB; alice is an operator for test, carol for both.
-async fn world(pool: &PgPool) {
-    seed::run(pool, &seed::SeedConfig::default()).await.unwrap();
-    for (name, env) in [
-        ("team-a", EnvironmentName::Test),
-        ("shop-prod", EnvironmentName::Prod),
-    ] {
-        let spec = vm_namespace::VmNamespaceSpec {
-            environment: env,
-            description: String::new(),
-        };
-        catalog::register_namespace(pool, "admin", name, &spec, &format!("uid-ns-{name}"))
-            .await
-            .unwrap();
-    }
-    let template: vm_template::VmTemplateSpec = serde_json::from_value(serde_json::json!({
-        "image": {"containerDisk": "quay.io/containerdisks/fedora:40"}}))
-    .unwrap();
-    catalog::register_template(pool, "admin", "fedora", &template, "uid-tpl")
-        .await
-        .unwrap();
-    let size: instance_size::InstanceSizeSpec = serde_json::from_value(serde_json::json!({
-        "cpu": {"cores": 2}, "memory": {"mib": 2048}, "disk": {"minGiB": 10, "maxGiB": 100}}))
-    .unwrap();
-    catalog::register_instance_size(pool, "admin", "small", &size, "uid-size")
-        .await
-        .unwrap();
-    bind(pool, Subject::user("alice"), "operator", None, &["test"]).await;
-    bind(
-        pool,
-        Subject::user("carol"),
-        "operator",
-        None,
-        &["test", "prod"],
-    )
-    .await;
-}
-
-fn request(uid: &str, target_namespace: &str) -> VmRequestInput {
-    VmRequestInput {
-        uid: uid.into(),
-        object_namespace: "apps".into(),
-        object_name: format!("req-{uid}"),
-        system: "shop".into(),
-        service: "web".into(),
-        target_namespace: target_namespace.into(),
-        template: "fedora".into(),
-        instance_size: "small".into(),
-        count: 2,
-        disk_gib: None,
-        reason: "load test".into(),
-    }
-}
-
-async fn shop_with_web(pool: &PgPool, owner: &Caller) -> SystemRef {
-    let system = register_system(pool, owner, "shop", "", "uid-sys-shop")
-        .await
-        .unwrap()
-        .value;
-    register_service(pool, owner, "shop", "web", "", "uid-svc-web")
-        .await
-        .unwrap();
-    system
-}
 
 #[sqlx::test(migrations = false)]
 async fn creating_a_system_makes_the_creator_owner_once(

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod inventory;

@@ -224,3 +224,86 @@ pub async fn live_template_exists(conn: &mut PgConnection, name: &str) -> sqlx::
     .fetch_one(conn)
     .await
 }
+
+#[derive(Debug, Clone)]
+pub struct TemplateVersionRow {
+    pub id: Uuid,
+    pub version: i32,
+    pub spec: Value,
+}
+
+/// A template's version: the given one, or the newest.
+pub async fn template_version(
+    conn: &mut PgConnection,
+    name: &str,
+    version: Option<i32>,
+) -> sqlx::Result<Option<TemplateVersionRow>> {
+    sqlx::query_as!(
+        TemplateVersionRow,
+        r#"SELECT v.id, v.version, v.spec FROM template_versions v JOIN templates t ON t.id = v.template_id
+           WHERE t.name = $1 AND t.deleted_at IS NULL AND ($2::int IS NULL OR v.version = $2)
+           ORDER BY v.version DESC LIMIT 1"#,
+        name,
+        version
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSizeDetail {
+    pub id: Uuid,
+    pub name: String,
+    pub cpu_cores: i32,
+    pub memory_mib: i64,
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    pub dedicated_cpu: bool,
+    pub hugepages_size: Option<String>,
+    pub gpus: Value,
+    pub disk_min_gib: i32,
+    pub disk_max_gib: i32,
+    pub spec_overrides: Value,
+}
+
+pub async fn instance_size_detail(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<InstanceSizeDetail>> {
+    sqlx::query_as!(
+        InstanceSizeDetail,
+        r#"SELECT id, name, cpu_cores, memory_mib, cpu_overcommit, memory_overcommit, dedicated_cpu,
+                  hugepages_size, gpus, disk_min_gib, disk_max_gib, spec_overrides
+           FROM instance_sizes WHERE name = $1 AND deleted_at IS NULL"#,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterCandidate {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: String,
+    pub enabled: bool,
+    pub health: String,
+    pub scheduling_weight: i32,
+    pub max_vms: Option<i32>,
+    pub live_vms: i64,
+    pub capabilities: Value,
+    pub default_storage_class: Option<String>,
+}
+
+/// Every live cluster with what placement looks at.
+pub async fn cluster_candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<ClusterCandidate>> {
+    sqlx::query_as!(
+        ClusterCandidate,
+        r#"SELECT c.id, c.name, c.environment, c.enabled, c.health, c.scheduling_weight, c.max_vms,
+                  (SELECT count(*) FROM vms v WHERE v.cluster_id = c.id AND v.deleted_at IS NULL) AS "live_vms!",
+                  c.capabilities, c.default_storage_class
+           FROM clusters c WHERE c.deleted_at IS NULL ORDER BY c.name"#
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -8,6 +8,7 @@ pub mod policies;
 pub mod rbac;
 pub mod services;
 pub mod tickets;
+pub mod vms;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, postgres::PgConnection};

@@ -146,3 +146,71 @@ pub async fn cancel(
     .fetch_optional(conn)
     .await
 }
+
+/// Everything the approval transaction needs about a ticket.
+#[derive(Debug, Clone)]
+pub struct TicketDetail {
+    pub id: Uuid,
+    pub operation: String,
+    pub status: String,
+    pub requester: String,
+    pub environment: String,
+    pub service_id: Uuid,
+    pub service_name: String,
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub namespace_id: Uuid,
+    pub namespace_name: String,
+    pub vm_count: i32,
+    pub request: Value,
+}
+
+pub async fn detail(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketDetail>> {
+    sqlx::query_as!(
+        TicketDetail,
+        r#"SELECT t.id, t.operation, t.status, t.requester, t.environment, t.service_id, s.name AS service_name,
+                  sys.id AS system_id, sys.name AS system_name, t.namespace_id, n.name AS namespace_name,
+                  t.vm_count, t.request
+           FROM tickets t
+           JOIN services s ON s.id = t.service_id
+           JOIN systems sys ON sys.id = s.system_id
+           JOIN namespaces n ON n.id = t.namespace_id
+           WHERE t.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What approval fixed, stored with the decision.
+#[derive(Debug, Clone)]
+pub struct ApprovalRecord<'a> {
+    pub cluster_id: Uuid,
+    pub template_version_id: Uuid,
+    pub template_snapshot: &'a Value,
+    pub instance_size_snapshot: &'a Value,
+    pub final_resources: &'a Value,
+    pub overrides: &'a Value,
+}
+
+pub async fn record_approval(
+    conn: &mut PgConnection,
+    id: Uuid,
+    r: &ApprovalRecord<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE tickets SET cluster_id = $2, template_version_id = $3, template_snapshot = $4,
+                  instance_size_snapshot = $5, final_resources = $6, overrides = $7, updated_at = now()
+           WHERE id = $1"#,
+        id,
+        r.cluster_id,
+        r.template_version_id,
+        r.template_snapshot,
+        r.instance_size_snapshot,
+        r.final_resources,
+        r.overrides
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! Deciding tickets with authority (DESIGN §4, §5). Approval is one transaction: the
+//! decision, snapshots of the template version and instance size, final resources, one VM
+//! row per VM with its generated name and placement, one River job per VM, audit rows and
+//! domain events. Rejection creates no VM and no job. Of concurrent decisions one wins.
+
+use super::AppError;
+use super::access::{Caller, Check, SystemRef, authorize};
+use crate::api::approval::Overrides;
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::db::catalog::{ClusterCandidate, InstanceSizeDetail, TemplateVersionRow};
+use crate::db::tickets::{ApprovalRecord, TicketDetail, TicketRow};
+use crate::db::vms::{NewVm, VmSummary};
+use crate::domain::Environment;
+use crate::domain::permissions::{Permission, can_decide};
+use crate::domain::placement::{self, ClusterFacts, Health, Needs};
+use crate::domain::resources::{FinalResources, ResourceOverrides, SizeShape, final_resources};
+use crate::domain::ticket::{Operation, TicketStatus, check_transition};
+use crate::domain::vm_name::vm_name;
+use crate::jobs::args::ProvisionVm;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// What an approval would create; `preview` returns it without writing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub eligible_clusters: Vec<String>,
+    pub cluster: ClusterCandidate,
+    pub template: TemplateVersionRow,
+    pub size: InstanceSizeDetail,
+    pub resources: FinalResources,
+    pub storage_class: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub ticket_id: Uuid,
+    pub cluster: String,
+    pub vms: Vec<VmSummary>,
+    pub warnings: Vec<String>,
+}
+
+fn invalid(field: &str, rule: impl ToString) -> AppError {
+    AppError::Invalid {
+        field: field.into(),
+        rule: rule.to_string(),
+    }
+}
+
+fn request_str<'a>(request: &'a Value, key: &str) -> Result<&'a str, AppError> {
+    request
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("tickets.request", format!("{key} is missing")))
+}
+
+fn facts(c: &ClusterCandidate) -> Result<ClusterFacts, AppError> {
+    let strings = |key: &str| -> Vec<String> {
+        c.capabilities
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(ClusterFacts {
+        name: c.name.clone(),
+        environment: c
+            .environment
+            .parse()
+            .map_err(|e| invalid("clusters.environment", e))?,
+        enabled: c.enabled,
+        health: match c.health.as_str() {
+            "Healthy" => Health::Healthy,
+            "Unhealthy" => Health::Unhealthy,
+            _ => Health::Unknown,
+        },
+        weight: c.scheduling_weight,
+        max_vms: c.max_vms.map(i64::from),
+        live_vms: c.live_vms,
+        gpu_devices: strings("gpus"),
+        hugepage_sizes: strings("hugepages"),
+    })
+}
+
+async fn load(conn: &mut PgConnection, ticket_id: Uuid) -> Result<TicketDetail, AppError> {
+    db::tickets::detail(conn, ticket_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "ticket",
+            id: ticket_id.to_string(),
+        })
+}
+
+/// The approver may decide: authority for the ticket's System and environment, and not
+/// their own ticket.
+async fn authorize_decision(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    ticket: &TicketDetail,
+) -> Result<Environment, AppError> {
+    let env: Environment = ticket
+        .environment
+        .parse()
+        .map_err(|e| invalid("tickets.environment", e))?;
+    let system = SystemRef {
+        id: ticket.system_id,
+        name: ticket.system_name.clone(),
+    };
+    authorize(
+        conn,
+        caller,
+        &Check {
+            permission: Permission::ApprovalApprove,
+            action: "decide tickets",
+            system: Some(&system),
+            environment: Some(env),
+        },
+    )
+    .await?;
+    can_decide(&ticket.requester, &caller.username)
+        .map_err(|e| AppError::Forbidden(e.to_string()))?;
+    Ok(env)
+}
+
+/// Computes placement, snapshots and final resources for a create ticket.
+async fn plan(
+    conn: &mut PgConnection,
+    ticket: &TicketDetail,
+    env: Environment,
+    overrides: &Overrides,
+) -> Result<Plan, AppError> {
+    if ticket.operation != Operation::Create.as_str() {
+        return Err(invalid(
+            "ticket",
+            format!(
+                "approving {} tickets is not supported yet",
+                ticket.operation
+            ),
+        ));
+    }
+    let request = &ticket.request;
+    let template_name = request_str(request, "template")?;
+    let template = db::catalog::template_version(conn, template_name, overrides.template_version)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "overrides.templateVersion",
+                format!("template {template_name:?} has no such version"),
+            )
+        })?;
+    let size_name = request_str(request, "instanceSize")?;
+    let size = db::catalog::instance_size_detail(conn, size_name)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "spec.instanceSize",
+                format!("instance size {size_name:?} no longer exists"),
+            )
+        })?;
+    let disk = overrides
+        .disk_gib
+        .or_else(|| {
+            request
+                .get("diskGiB")
+                .and_then(Value::as_i64)
+                .map(|d| d as i32)
+        })
+        .unwrap_or(size.disk_min_gib);
+    if disk < size.disk_min_gib || disk > size.disk_max_gib {
+        return Err(invalid(
+            "overrides.diskGib",
+            format!(
+                "{disk} GiB is outside {:?}'s range {}..={} GiB",
+                size.name, size.disk_min_gib, size.disk_max_gib
+            ),
+        ));
+    }
+    let shape = SizeShape {
+        cpu_cores: size.cpu_cores,
+        memory_mib: size.memory_mib,
+        cpu_overcommit: size.cpu_overcommit,
+        memory_overcommit: size.memory_overcommit,
+        dedicated_cpu: size.dedicated_cpu,
+    };
+    let resource_overrides = ResourceOverrides {
+        cpu_request_millis: overrides.cpu_request_millis,
+        cpu_limit_millis: overrides.cpu_limit_millis,
+        memory_request_mib: overrides.memory_request_mib,
+        memory_limit_mib: overrides.memory_limit_mib,
+    };
+    let (resources, mut warnings) = final_resources(&shape, &resource_overrides, disk, env)
+        .map_err(|e| invalid("overrides", e))?;
+    let candidates = db::catalog::cluster_candidates(conn).await?;
+    let all_facts = candidates
+        .iter()
+        .map(facts)
+        .collect::<Result<Vec<_>, _>>()?;
+    let needs = Needs {
+        gpu_devices: size
+            .gpus
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|x| {
+                        x.get("deviceName")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        hugepages: size.hugepages_size.clone(),
+        count: i64::from(ticket.vm_count),
+    };
+    let chosen = placement::choose(&all_facts, env, &needs, overrides.cluster.as_deref())
+        .map_err(|e| invalid("overrides.cluster", e))?;
+    let eligible_clusters = all_facts
+        .iter()
+        .filter(|c| placement::check(c, env, &needs).is_ok())
+        .map(|c| c.name.clone())
+        .collect();
+    let cluster = candidates
+        .into_iter()
+        .find(|c| c.name == chosen.name)
+        .expect("chosen from candidates");
+    if chosen.health == Health::Unknown {
+        warnings.push(format!(
+            "cluster {:?} has not been probed yet; its health is unknown",
+            cluster.name
+        ));
+    }
+    let storage_class = overrides
+        .storage_class
+        .clone()
+        .or_else(|| cluster.default_storage_class.clone());
+    Ok(Plan {
+        eligible_clusters,
+        cluster,
+        template,
+        size,
+        resources,
+        storage_class,
+        warnings,
+    })
+}
+
+/// What approving would do, without writing anything.
+pub async fn preview(
+    pool: &PgPool,
+    caller: &Caller,
+    ticket_id: Uuid,
+    overrides: &Overrides,
+) -> Result<Plan, AppError> {
+    let mut conn = pool.acquire().await?;
+    let ticket = load(&mut conn, ticket_id).await?;
+    let env = authorize_decision(&mut conn, caller, &ticket).await?;
+    plan(&mut conn, &ticket, env, overrides).await
+}
+
+fn conflict_after_race(ticket_id: Uuid, now: Option<TicketRow>) -> AppError {
+    let detail = now
+        .map(|t| {
+            format!(
+                "is already {} (by {})",
+                t.status,
+                t.approver.unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| "no longer exists".into());
+    AppError::Conflict(format!("ticket {ticket_id} {detail}"))
+}
+
+pub async fn approve(
+    pool: &PgPool,
+    river: &riverqueue::Client,
+    caller: &Caller,
+    ticket_id: Uuid,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Approved, AppError> {
+    let mut tx = pool.begin().await?;
+    let ticket = load(&mut tx, ticket_id).await?;
+    let env = authorize_decision(&mut tx, caller, &ticket).await?;
+    let current: TicketStatus = ticket
+        .status
+        .parse()
+        .map_err(|e| invalid("tickets.status", e))?;
+    check_transition(current, TicketStatus::Approved)
+        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    let plan = plan(&mut tx, &ticket, env, overrides).await?;
+    // The conditional UPDATE is the serialisation point: a concurrent decider waits on the
+    // row lock, then finds the ticket decided.
+    if db::tickets::decide(
+        &mut tx,
+        ticket_id,
+        TicketStatus::PendingApproval.as_str(),
+        TicketStatus::Approved.as_str(),
+        &caller.username,
+        reason,
+    )
+    .await?
+    .is_none()
+    {
+        drop(tx);
+        let now = db::tickets::get(&mut *pool.acquire().await?, ticket_id).await?;
+        return Err(conflict_after_race(ticket_id, now));
+    }
+    let overrides_json = serde_json::to_value(overrides).unwrap_or(Value::Null);
+    let resources_json = serde_json::to_value(&plan.resources).unwrap_or(Value::Null);
+    let size_json = json!({
+        "name": plan.size.name, "cpuCores": plan.size.cpu_cores, "memoryMiB": plan.size.memory_mib,
+        "cpuOvercommit": plan.size.cpu_overcommit, "memoryOvercommit": plan.size.memory_overcommit,
+        "dedicatedCpu": plan.size.dedicated_cpu, "hugepages": plan.size.hugepages_size, "gpus": plan.size.gpus,
+        "specOverrides": plan.size.spec_overrides,
+    });
+    let template_json = json!({"version": plan.template.version, "spec": plan.template.spec});
+    db::tickets::record_approval(
+        &mut tx,
+        ticket_id,
+        &ApprovalRecord {
+            cluster_id: plan.cluster.id,
+            template_version_id: plan.template.id,
+            template_snapshot: &template_json,
+            instance_size_snapshot: &size_json,
+            final_resources: &resources_json,
+            overrides: &overrides_json,
+        },
+    )
+    .await?;
+    let first =
+        db::services::allocate_instance_indexes(&mut tx, ticket.service_id, ticket.vm_count)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "service",
+                id: ticket.service_name.clone(),
+            })?;
+    for index in first..first + ticket.vm_count {
+        let name = vm_name(
+            &ticket.namespace_name,
+            &ticket.system_name,
+            &ticket.service_name,
+            index as u32,
+        )
+        .map_err(|e| invalid("vm name", e))?;
+        let vm_id = db::vms::insert(
+            &mut tx,
+            &NewVm {
+                name: &name,
+                ticket_id,
+                service_id: ticket.service_id,
+                namespace_id: ticket.namespace_id,
+                cluster_id: plan.cluster.id,
+                instance_index: index,
+                instance_size_id: plan.size.id,
+                template_version_id: plan.template.id,
+                storage_class: plan.storage_class.as_deref(),
+                created_by: &ticket.requester,
+            },
+        )
+        .await?;
+        river.insert(ProvisionVm { vm_id }).tx(&mut tx).await?;
+        db::events::insert(
+            &mut tx,
+            "vm",
+            vm_id,
+            "vm.create",
+            "Pending",
+            &json!({"vm_id": vm_id, "name": name, "ticket_id": ticket_id}),
+        )
+        .await?;
+        db::audit::append(
+            &mut tx,
+            &AuditEntry::new("vm.create", &caller.username, "vm", vm_id, &name)
+                .parent("ticket", ticket_id)
+                .environment(env.as_str())
+                .details(json!({"cluster": plan.cluster.name, "requester": ticket.requester})),
+        )
+        .await?;
+    }
+    db::events::insert(
+        &mut tx,
+        "ticket",
+        ticket_id,
+        "approval.approve",
+        "Completed",
+        &json!({"ticket_id": ticket_id, "approver": caller.username}),
+    )
+    .await?;
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new(
+            "approval.approve",
+            &caller.username,
+            "ticket",
+            ticket_id,
+            &ticket.operation,
+        )
+        .parent("service", ticket.service_id)
+        .environment(env.as_str())
+        .details(json!({
+            "reason": reason, "requester": ticket.requester, "cluster": plan.cluster.name,
+            "resources": resources_json, "templateVersion": plan.template.version,
+            "overrides": overrides_json, "warnings": plan.warnings,
+        })),
+    )
+    .await?;
+    let vms = db::vms::for_ticket(&mut tx, ticket_id).await?;
+    tx.commit().await?;
+    Ok(Approved {
+        ticket_id,
+        cluster: plan.cluster.name,
+        vms,
+        warnings: plan.warnings,
+    })
+}
+
+pub async fn reject(
+    pool: &PgPool,
+    caller: &Caller,
+    ticket_id: Uuid,
+    reason: &str,
+) -> Result<TicketRow, AppError> {
+    {
+        let mut conn = pool.acquire().await?;
+        let ticket = load(&mut conn, ticket_id).await?;
+        authorize_decision(&mut conn, caller, &ticket).await?;
+    }
+    super::tickets::decide(
+        pool,
+        ticket_id,
+        super::tickets::Verdict::Reject,
+        &caller.username,
+        reason,
+    )
+    .await
+}
