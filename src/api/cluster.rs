@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
     shortname = "shcl",
     category = "shepherd",
     printcolumn(name = "Env", type_ = "string", json_path = ".spec.environment"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
     printcolumn(
         name = "KubeVirt",
@@ -77,6 +78,9 @@ fn kubeconfig_key() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
+    /// Ready once mirrored into the catalog; Error when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// Unknown, Healthy or Unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,

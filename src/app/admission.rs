@@ -103,6 +103,19 @@ impl ShepherdPolicy {
         }
     }
 
+    /// The ticket an Approval targets, when its VmRequest exists and has one already
+    /// (otherwise the reconciler decides later).
+    async fn approval_ticket(&self, input: &AdmissionInput) -> Option<uuid::Uuid> {
+        let spec: crate::api::ApprovalSpec = spec_of(input.object.as_ref()).ok()?;
+        if spec.target.kind != crate::api::approval::TargetKind::VmRequest {
+            return None;
+        }
+        let requests: kube::Api<crate::api::VmRequest> =
+            kube::Api::namespaced(self.client.clone()?, input.namespace.as_deref()?);
+        let request = requests.get_opt(&spec.target.name).await.ok()??;
+        request.status?.ticket_id?.parse().ok()
+    }
+
     async fn check_input(&self, input: &AdmissionInput) -> Result<Vec<String>, AppError> {
         let mut conn = self.pool.acquire().await?;
         let caller = caller(input);
@@ -177,6 +190,11 @@ impl ShepherdPolicy {
                     },
                 )
                 .await?;
+            }
+            ("Approval", Operation::Create) => {
+                if let Some(ticket) = self.approval_ticket(input).await {
+                    super::approvals::check_decision(&mut conn, &caller, ticket).await?;
+                }
             }
             // Updates of Systems, Services and VmRequests are status writes or immutable
             // specs (CEL); deleting a VmRequest cancels its ticket. VmOperation and Approval

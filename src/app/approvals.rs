@@ -108,6 +108,9 @@ async fn authorize_decision(
         .environment
         .parse()
         .map_err(|e| invalid("tickets.environment", e))?;
+    // Separation of duties first: it holds whatever roles the requester has.
+    can_decide(&ticket.requester, &caller.username)
+        .map_err(|e| AppError::Forbidden(e.to_string()))?;
     let system = SystemRef {
         id: ticket.system_id,
         name: ticket.system_name.clone(),
@@ -123,8 +126,6 @@ async fn authorize_decision(
         },
     )
     .await?;
-    can_decide(&ticket.requester, &caller.username)
-        .map_err(|e| AppError::Forbidden(e.to_string()))?;
     Ok(env)
 }
 
@@ -439,4 +440,21 @@ pub async fn reject(
         reason,
     )
     .await
+}
+
+/// Whether `caller` may decide the ticket at all (authority, not their own, still pending):
+/// the admission webhook's early answer for an Approval.
+pub async fn check_decision(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    ticket_id: Uuid,
+) -> Result<(), AppError> {
+    let ticket = load(conn, ticket_id).await?;
+    authorize_decision(conn, caller, &ticket).await?;
+    let current: TicketStatus = ticket
+        .status
+        .parse()
+        .map_err(|e| invalid("tickets.status", e))?;
+    check_transition(current, TicketStatus::Approved)
+        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))
 }

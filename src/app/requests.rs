@@ -351,3 +351,32 @@ pub async fn cancel_vm_request(
     tx.commit().await?;
     Ok(Some(TicketStatus::Cancelled))
 }
+
+/// A ticket as its VmRequest's status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketView {
+    pub ticket_id: Uuid,
+    pub status: TicketStatus,
+    pub environment: Environment,
+    pub approver: Option<String>,
+    pub decision_reason: Option<String>,
+    pub vms: Vec<db::vms::VmSummary>,
+}
+
+pub async fn ticket_view(pool: &PgPool, ticket_id: Uuid) -> Result<TicketView, AppError> {
+    let mut conn = pool.acquire().await?;
+    let ticket = db::tickets::get(&mut conn, ticket_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "ticket",
+            id: ticket_id.to_string(),
+        })?;
+    Ok(TicketView {
+        ticket_id,
+        status: parse_status(&ticket.status)?,
+        environment: parse_env(&ticket.environment)?,
+        approver: ticket.approver,
+        decision_reason: ticket.decision_reason,
+        vms: db::vms::for_ticket(&mut conn, ticket_id).await?,
+    })
+}

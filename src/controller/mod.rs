@@ -3,6 +3,7 @@
 //! through the use cases, and report in status conditions and Kubernetes Events. They run
 //! only while this replica holds the Lease (`lease`).
 
+pub mod approvals;
 pub mod catalog;
 pub mod lease;
 pub mod requests;
@@ -36,6 +37,8 @@ pub struct Context {
     pub pool: PgPool,
     pub identity_key: Arc<[u8]>,
     pub recorder: Recorder,
+    /// Inserts River jobs inside the use cases' transactions.
+    pub river: riverqueue::Client,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -46,6 +49,8 @@ impl Context {
             instance: Some(instance.into()),
         };
         Self {
+            river: crate::jobs::inserter(&pool)
+                .expect("an insert-only River client needs no configuration"),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             pool,
@@ -157,6 +162,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         controller!(crate::api::System, systems::reconcile_system),
         controller!(crate::api::Service, systems::reconcile_service),
         controller!(crate::api::VmRequest, requests::reconcile),
+        controller!(crate::api::Approval, approvals::reconcile),
         controller!(crate::api::VmNamespace, catalog::reconcile_namespace),
         controller!(crate::api::Cluster, catalog::reconcile_cluster),
         controller!(crate::api::InstanceSize, catalog::reconcile_instance_size),

@@ -8,7 +8,7 @@ use super::status::{
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
 use crate::api::VmRequest;
 use crate::app::AppError;
-use crate::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request};
+use crate::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request, ticket_view};
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
@@ -104,46 +104,14 @@ async fn apply(
             None => return Err(err.into()),
         },
     };
-    let phase = submission.status.as_str();
-    let message = format!(
-        "ticket {}: {}",
+    report_ticket(
+        ctx,
+        api,
+        req.as_ref(),
+        &caller.username,
         submission.ticket_id,
-        next_step(submission.status)
-    );
-    let unchanged = current.as_ref().is_some_and(|s| {
-        s.get("phase").and_then(|p| p.as_str()) == Some(phase)
-            && s.get("ticketId").and_then(|t| t.as_str())
-                == Some(submission.ticket_id.to_string().as_str())
-    });
-    if !unchanged {
-        let mut conditions = vec![condition(
-            "Accepted",
-            true,
-            "TicketCreated",
-            &message,
-            generation,
-        )];
-        if submission.status == TicketStatus::Approved {
-            conditions.push(condition(
-                "Approved", true, "Approved", &message, generation,
-            ));
-        }
-        patch_status(
-            api,
-            &req.name_any(),
-            json!({
-                "phase": phase,
-                "observedGeneration": generation,
-                "ticketId": submission.ticket_id.to_string(),
-                "environment": submission.environment.as_str(),
-                "requester": caller.username,
-                "message": message,
-                "conditions": conditions,
-            }),
-        )
-        .await?;
-        publish(ctx, req.as_ref(), false, phase, message).await;
-    }
+    )
+    .await?;
     Ok(Action::requeue(RESYNC))
 }
 
@@ -163,4 +131,77 @@ async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, Reconcile
         .await;
     }
     Ok(Action::await_change())
+}
+
+/// Shows the ticket in the VmRequest's status (phase, approver, reason, VM names and
+/// placement) and records an Event when the phase changes. Used after submission and by the
+/// Approval reconciler right after a decision.
+pub(crate) async fn report_ticket(
+    ctx: &Context,
+    api: &Api<VmRequest>,
+    req: &VmRequest,
+    requester: &str,
+    ticket_id: uuid::Uuid,
+) -> Result<(), ReconcileError> {
+    let view = ticket_view(&ctx.pool, ticket_id).await?;
+    let generation = req.metadata.generation;
+    let phase = view.status.as_str();
+    let mut message = format!("ticket {ticket_id}: {}", next_step(view.status));
+    if let (Some(approver), Some(reason)) = (&view.approver, &view.decision_reason) {
+        message.push_str(&format!(" (by {approver}: {reason})"));
+    }
+    let current = req.status.as_ref();
+    let unchanged = current.is_some_and(|s| {
+        s.phase.as_deref() == Some(phase)
+            && s.ticket_id.as_deref() == Some(ticket_id.to_string().as_str())
+            && s.vms.len() == view.vms.len()
+            && s.vms
+                .iter()
+                .zip(&view.vms)
+                .all(|(a, b)| a.phase.as_deref() == Some(b.status.as_str()))
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let mut conditions = vec![condition(
+        "Accepted",
+        true,
+        "TicketCreated",
+        &message,
+        generation,
+    )];
+    match view.status {
+        TicketStatus::PendingApproval | TicketStatus::Cancelled => {}
+        TicketStatus::Rejected => conditions.push(condition(
+            "Approved", false, "Rejected", &message, generation,
+        )),
+        _ => conditions.push(condition(
+            "Approved", true, "Approved", &message, generation,
+        )),
+    }
+    let vms: Vec<serde_json::Value> = view
+        .vms
+        .iter()
+        .map(|v| json!({"name": v.name, "cluster": v.cluster, "phase": v.status}))
+        .collect();
+    patch_status(
+        api,
+        &req.name_any(),
+        json!({
+            "phase": phase,
+            "observedGeneration": generation,
+            "ticketId": ticket_id.to_string(),
+            "environment": view.environment.as_str(),
+            "requester": requester,
+            "approver": view.approver,
+            "decisionReason": view.decision_reason,
+            "vms": vms,
+            "message": message,
+            "conditions": conditions,
+        }),
+    )
+    .await?;
+    let warning = view.status == TicketStatus::Rejected;
+    publish(ctx, req, warning, phase, message).await;
+    Ok(())
 }

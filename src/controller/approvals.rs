@@ -1,0 +1,184 @@
+//! The Approval reconciler: a signed decision by an approver on the ticket of a VmRequest in
+//! the same namespace. Applied once; the outcome stays in status (the spec is immutable).
+
+use super::requests::report_ticket;
+use super::status::{condition, denial_reason, patch_status, publish};
+use super::{Context, RESYNC, ReconcileError, done, verified_caller};
+use crate::api::approval::{DecisionName, TargetKind};
+use crate::api::{Approval, VmRequest};
+use crate::app::AppError;
+use crate::app::approvals::{approve, reject};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn reconcile(obj: Arc<Approval>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let action = apply(&obj, &ctx).await?;
+    done(&ctx, obj.as_ref(), action)
+}
+
+async fn finish(
+    ctx: &Context,
+    api: &Api<Approval>,
+    obj: &Approval,
+    outcome: Outcome,
+) -> Result<Action, ReconcileError> {
+    let generation = obj.metadata.generation;
+    let (phase, ok, reason, message) = match &outcome {
+        Outcome::Applied { message, .. } => ("Applied", true, "Applied", message.clone()),
+        Outcome::Refused { reason, message } => ("Refused", false, *reason, message.clone()),
+    };
+    let warnings = match &outcome {
+        Outcome::Applied { warnings, .. } => warnings.clone(),
+        Outcome::Refused { .. } => Vec::new(),
+    };
+    patch_status(
+        api,
+        &obj.name_any(),
+        json!({
+            "phase": phase,
+            "message": message,
+            "warnings": warnings,
+            "conditions": [condition("Applied", ok, reason, &message, generation)],
+        }),
+    )
+    .await?;
+    publish(ctx, obj, !ok, reason, message).await;
+    Ok(Action::await_change())
+}
+
+enum Outcome {
+    Applied {
+        message: String,
+        warnings: Vec<String>,
+    },
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> {
+    let ns = obj
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let api: Api<Approval> = Api::namespaced(ctx.client.clone(), &ns);
+    if matches!(
+        obj.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Applied" | "Refused")
+    ) {
+        return Ok(Action::await_change());
+    }
+    let caller = match verified_caller(&ctx.identity_key, obj) {
+        Ok(c) => c,
+        Err(e) => {
+            return finish(
+                ctx,
+                &api,
+                obj,
+                Outcome::Refused {
+                    reason: "UnverifiedIdentity",
+                    message: e.to_string(),
+                },
+            )
+            .await;
+        }
+    };
+    if obj.spec.target.kind != TargetKind::VmRequest {
+        let message = "approving VmOperations is not supported yet".to_string();
+        return finish(
+            ctx,
+            &api,
+            obj,
+            Outcome::Refused {
+                reason: "Unsupported",
+                message,
+            },
+        )
+        .await;
+    }
+    let requests: Api<VmRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(request) = requests.get_opt(&obj.spec.target.name).await? else {
+        let message = format!(
+            "VmRequest {ns}/{} does not exist (yet)",
+            obj.spec.target.name
+        );
+        patch_status(
+            &api,
+            &obj.name_any(),
+            json!({"phase": "Pending", "message": message}),
+        )
+        .await?;
+        return Ok(Action::requeue(RESYNC));
+    };
+    let Some(ticket) = request
+        .status
+        .as_ref()
+        .and_then(|s| s.ticket_id.clone())
+        .and_then(|t| t.parse().ok())
+    else {
+        let message = format!("VmRequest {ns}/{} has no ticket yet", obj.spec.target.name);
+        patch_status(
+            &api,
+            &obj.name_any(),
+            json!({"phase": "Pending", "message": message}),
+        )
+        .await?;
+        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+    };
+    let result = match obj.spec.decision {
+        DecisionName::Approve => {
+            let overrides = obj.spec.overrides.clone().unwrap_or_default();
+            approve(
+                &ctx.pool,
+                &ctx.river,
+                &caller,
+                ticket,
+                &obj.spec.reason,
+                &overrides,
+            )
+            .await
+            .map(|a| {
+                let names: Vec<&str> = a.vms.iter().map(|v| v.name.as_str()).collect();
+                Outcome::Applied {
+                    message: format!(
+                        "ticket {ticket} approved: {} on cluster {}",
+                        names.join(", "),
+                        a.cluster
+                    ),
+                    warnings: a.warnings,
+                }
+            })
+        }
+        DecisionName::Reject => reject(&ctx.pool, &caller, ticket, &obj.spec.reason)
+            .await
+            .map(|_| Outcome::Applied {
+                message: format!("ticket {ticket} rejected"),
+                warnings: Vec::new(),
+            }),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => match (denial_reason(&err), &err) {
+            (_, AppError::Conflict(_)) => Outcome::Refused {
+                reason: "AlreadyDecided",
+                message: err.to_string(),
+            },
+            (Some(reason), _) => Outcome::Refused {
+                reason,
+                message: err.to_string(),
+            },
+            (None, _) => return Err(err.into()),
+        },
+    };
+    if matches!(outcome, Outcome::Applied { .. }) {
+        let requester = request
+            .status
+            .as_ref()
+            .and_then(|s| s.requester.clone())
+            .unwrap_or_default();
+        report_ticket(ctx, &requests, &request, &requester, ticket).await?;
+    }
+    finish(ctx, &api, obj, outcome).await
+}

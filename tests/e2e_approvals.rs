@@ -1,0 +1,201 @@
+//! Approvals end to end: bob decides alice's tickets with `Approval` objects through the real
+//! kubectl on the simulator; the VmRequest status follows.
+
+mod common;
+
+use common::e2e::{Env, start};
+use common::{count, setup};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+const CLUSTERS: &str = r#"
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Cluster
+metadata: {name: test-1}
+spec: {environment: test, schedulingWeight: 100, kubeconfigSecretRef: {namespace: kubevirt-shepherd, name: test-1}}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Cluster
+metadata: {name: test-2}
+spec: {environment: test, schedulingWeight: 10, kubeconfigSecretRef: {namespace: kubevirt-shepherd, name: test-2}}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Cluster
+metadata: {name: prod-1}
+spec: {environment: prod, kubeconfigSecretRef: {namespace: kubevirt-shepherd, name: prod-1}}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: System
+metadata: {name: shop}
+spec: {}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Service
+metadata: {name: shop.web}
+spec: {system: shop}
+"#;
+
+fn vm_request(name: &str, count: i32) -> String {
+    format!(
+        "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmRequest\nmetadata: {{name: {name}, namespace: apps}}\n\
+         spec: {{system: shop, service: web, targetNamespace: team-a, template: fedora, instanceSize: small, count: {count}, reason: more}}\n"
+    )
+}
+
+fn approval(name: &str, target: &str, decision: &str, overrides: &str) -> String {
+    format!(
+        "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Approval\nmetadata: {{name: {name}, namespace: apps}}\n\
+         spec: {{target: {{kind: VmRequest, name: {target}}}, decision: {decision}, reason: \"capacity ok\"{overrides}}}\n"
+    )
+}
+
+async fn ready(env: &Env) {
+    // Clusters by admin; the System and Service by alice, who owns them.
+    let (admin_part, alice_part) = CLUSTERS.split_at(
+        CLUSTERS.find("kind: System").unwrap()
+            - "apiVersion: shepherd.kv-shepherd.io/v1alpha1\n".len(),
+    );
+    env.kubectl_ok("admin", &["apply", "-f", "-"], Some(admin_part))
+        .await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(alice_part))
+        .await;
+    for c in ["test-1", "test-2", "prod-1"] {
+        env.wait_for("clusters.shepherd.kv-shepherd.io", None, c, |o| {
+            o.pointer("/status/phase") == Some(&json!("Ready"))
+        })
+        .await;
+    }
+    env.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
+        o.pointer("/status/phase") == Some(&json!("Active"))
+    })
+    .await;
+}
+
+async fn phase(env: &Env, kind: &str, name: &str, phase: &str) -> Value {
+    env.wait_for(kind, Some("apps"), name, |o| {
+        o.pointer("/status/phase") == Some(&json!(phase))
+    })
+    .await
+}
+
+#[sqlx::test(migrations = false)]
+async fn bob_approves_three_vms_onto_the_cluster_he_names(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 3)))
+        .await;
+    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+
+    // alice cannot approve her own ticket: refused at admission.
+    let (ok, _, err) = env
+        .kubectl(
+            "alice",
+            &["apply", "-f", "-"],
+            Some(&approval("self", "r1", "approve", "")),
+        )
+        .await;
+    assert!(!ok && err.contains("requested"), "{err}");
+
+    env.kubectl_ok(
+        "bob",
+        &["apply", "-f", "-"],
+        Some(&approval(
+            "a1",
+            "r1",
+            "approve",
+            ", overrides: {cluster: test-2}",
+        )),
+    )
+    .await;
+    phase(&env, "approvals", "a1", "Applied").await;
+    let request = phase(&env, "vmrequests", "r1", "Approved").await;
+    let vms = request["status"]["vms"].as_array().unwrap();
+    let names: Vec<&str> = vms.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ]
+    );
+    assert!(vms.iter().all(|v| v["cluster"] == "test-2"), "{vms:?}");
+    assert_eq!(request.pointer("/status/approver"), Some(&json!("bob")));
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM river_job WHERE kind = 'vm_provision'"
+        )
+        .await,
+        3
+    );
+
+    // A decision on the decided ticket is refused, at admission already.
+    let (ok, _, err) = env
+        .kubectl(
+            "bob",
+            &["apply", "-f", "-"],
+            Some(&approval("a2", "r1", "reject", "")),
+        )
+        .await;
+    assert!(!ok && err.contains("Approved"), "{err}");
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 3);
+}
+
+#[sqlx::test(migrations = false)]
+async fn other_environment_and_rejection(opts: PgPoolOptions, connect: PgConnectOptions) {
+    let env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 1)))
+        .await;
+    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    env.kubectl_ok(
+        "bob",
+        &["apply", "-f", "-"],
+        Some(&approval(
+            "into-prod",
+            "r1",
+            "approve",
+            ", overrides: {cluster: prod-1}",
+        )),
+    )
+    .await;
+    let refused = phase(&env, "approvals", "into-prod", "Refused").await;
+    let message = refused
+        .pointer("/status/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(message.contains("environment"), "{refused:#}");
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 0);
+
+    env.kubectl_ok(
+        "bob",
+        &["apply", "-f", "-"],
+        Some(&approval("rejection", "r1", "reject", "")),
+    )
+    .await;
+    phase(&env, "approvals", "rejection", "Applied").await;
+    phase(&env, "vmrequests", "r1", "Rejected").await;
+    // alice sees who rejected it and why.
+    let seen = env
+        .kubectl_ok(
+            "alice",
+            &["get", "vmrequest", "r1", "-n", "apps", "-o", "json"],
+            None,
+        )
+        .await;
+    let seen: Value = serde_json::from_str(&seen).unwrap();
+    assert_eq!(seen.pointer("/status/approver"), Some(&json!("bob")));
+    assert_eq!(
+        seen.pointer("/status/decisionReason"),
+        Some(&json!("capacity ok"))
+    );
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 0);
+    assert_eq!(
+        count(&env.db.pool, "SELECT count(*) FROM river_job").await,
+        0
+    );
+}
