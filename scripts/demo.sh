@@ -83,7 +83,7 @@ YAML
 
 say "the platform catalog (as admin): examples/catalog.yaml"
 k admin apply -f examples/catalog.yaml
-k admin wait --for=jsonpath='{.status.phase}'=Ready vmnamespaces/team-a vmtemplates/fedora instancesizes/small --timeout=30s >/dev/null
+k admin wait --for=jsonpath='{.status.phase}'=Ready vmnamespaces/team-a vmtemplates/fedora instancesizes/small clusters.shepherd.kv-shepherd.io/target-1 --timeout=30s >/dev/null
 
 say "alice creates a System and a Service: examples/shop.yaml"
 k alice apply -f examples/shop.yaml
@@ -99,9 +99,19 @@ k alice get shepherd -A
 echo
 k alice -n apps get vmrequest web-capacity -o jsonpath='{.status.message}{"\n"}'
 
+say "alice cannot approve her own request"
+k alice apply -f examples/approval.yaml || true
+
+say "bob approves it onto target-1: examples/approval.yaml"
+k bob apply -f examples/approval.yaml
+k alice -n apps wait --for=jsonpath='{.status.phase}'=Approved vmrequest/web-capacity --timeout=30s >/dev/null
+k alice -n apps get vmrequest web-capacity
+k alice -n apps get vmrequest web-capacity -o jsonpath='{range .status.vms[*]}{.name}{"  on "}{.cluster}{"  "}{.phase}{"\n"}{end}'
+"$psql_bin" "$DATABASE_URL" -c "SELECT kind, args, state FROM river_job ORDER BY id"
+
 say "the audit trail"
-"$psql_bin" "$DATABASE_URL" -c "SELECT id, action, actor, resource_type, resource_name, environment FROM audit_log WHERE actor IN ('alice', 'admin') OR action LIKE 'vm.%' ORDER BY id"
+"$psql_bin" "$DATABASE_URL" -c "SELECT id, action, actor, resource_type, resource_name, environment FROM audit_log WHERE actor IN ('alice', 'bob') ORDER BY id"
 "$shepherd" audit verify
 "$shepherd" show | head -1
 
-say "done: approvals come next (see the open issues)"
+say "done: provisioning on the target clusters, the REST API and kubectl shepherd come next"
