@@ -264,19 +264,6 @@ pub async fn preview(
     plan(&mut conn, &ticket, env, overrides).await
 }
 
-fn conflict_after_race(ticket_id: Uuid, now: Option<TicketRow>) -> AppError {
-    let detail = now
-        .map(|t| {
-            format!(
-                "is already {} (by {})",
-                t.status,
-                t.approver.unwrap_or_default()
-            )
-        })
-        .unwrap_or_else(|| "no longer exists".into());
-    AppError::Conflict(format!("ticket {ticket_id} {detail}"))
-}
-
 pub async fn approve(
     pool: &PgPool,
     river: &riverqueue::Client,
@@ -309,8 +296,7 @@ pub async fn approve(
     .is_none()
     {
         drop(tx);
-        let now = db::tickets::get(&mut *pool.acquire().await?, ticket_id).await?;
-        return Err(conflict_after_race(ticket_id, now));
+        return Err(super::tickets::lost_race(pool, ticket_id).await);
     }
     let overrides_json = serde_json::to_value(overrides).unwrap_or(Value::Null);
     let resources_json = serde_json::to_value(&plan.resources).unwrap_or(Value::Null);

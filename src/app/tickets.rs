@@ -71,20 +71,8 @@ pub async fn decide(
     )
     .await?
     else {
-        // Lost the race: report what the winner did, read after its commit.
         drop(tx);
-        let mut conn = pool.acquire().await?;
-        let now = db::tickets::get(&mut conn, ticket_id).await?;
-        let detail = now
-            .map(|t| {
-                format!(
-                    "is already {} (by {})",
-                    t.status,
-                    t.approver.unwrap_or_default()
-                )
-            })
-            .unwrap_or_else(|| "no longer exists".into());
-        return Err(AppError::Conflict(format!("ticket {ticket_id} {detail}")));
+        return Err(lost_race(pool, ticket_id).await);
     };
     let payload = json!({"ticket_id": ticket_id, "verdict": verdict.target().as_str(),
                          "approver": approver, "reason": reason});
@@ -113,4 +101,26 @@ pub async fn decide(
     .await?;
     tx.commit().await?;
     Ok(decided)
+}
+
+/// The error for a decider that lost to a concurrent decision: what the winner did, read
+/// after the winner's commit (the caller's transaction must be closed first).
+pub(crate) async fn lost_race(pool: &PgPool, ticket_id: Uuid) -> AppError {
+    let now = match pool.acquire().await {
+        Ok(mut conn) => match db::tickets::get(&mut conn, ticket_id).await {
+            Ok(now) => now,
+            Err(e) => return e.into(),
+        },
+        Err(e) => return e.into(),
+    };
+    let detail = now
+        .map(|t| {
+            format!(
+                "is already {} (by {})",
+                t.status,
+                t.approver.unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| "no longer exists".into());
+    AppError::Conflict(format!("ticket {ticket_id} {detail}"))
 }
