@@ -143,6 +143,27 @@ async fn bob_approves_three_vms_onto_the_cluster_he_names(
         .await;
     assert!(!ok && err.contains("Approved"), "{err}");
     assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 3);
+
+    // Deleting the fulfilled request removes only the object: a GitOps prune destroys no VM.
+    env.kubectl_ok("alice", &["delete", "vmrequest", "r1", "-n", "apps"], None)
+        .await;
+    env.wait_gone("vmrequests", Some("apps"), "r1").await;
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM vms WHERE deleted_at IS NULL"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM tickets WHERE status = 'Approved'"
+        )
+        .await,
+        1
+    );
 }
 
 #[sqlx::test(migrations = false)]
