@@ -9,7 +9,7 @@ DB_URL = $${DATABASE_URL:-$$(bash scripts/db.sh url)}
 KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare
+.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare openapi
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -49,3 +49,7 @@ demo: db kubectl
 # Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
 sqlx-prepare: db
 	@bash scripts/sqlx-prepare.sh
+
+# Regenerates the committed OpenAPI document of the REST API from the code.
+openapi:
+	$(CARGO) run --quiet --bin shepherd -- openapi > openapi/v1.json

@@ -65,6 +65,8 @@ enum Command {
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
     },
+    /// Print the REST API's OpenAPI 3.1 document (committed as openapi/v1.json).
+    Openapi,
     /// Write the CustomResourceDefinitions generated from the API types.
     Crdgen {
         /// Directory to write one YAML file per CRD into.
@@ -82,6 +84,24 @@ struct RunArgs {
     webhook_cert: Option<std::path::PathBuf>,
     #[arg(long, env = "SHEPHERD_WEBHOOK_KEY")]
     webhook_key: Option<std::path::PathBuf>,
+    /// Serve the REST API (/api/v1) here. TLS with --api-cert/--api-key, or the webhook's
+    /// certificate when those are absent; plain HTTP only with --api-plain-http.
+    #[arg(long, env = "SHEPHERD_API_ADDR")]
+    api_addr: Option<std::net::SocketAddr>,
+    #[arg(long, env = "SHEPHERD_API_CERT", requires = "api_key")]
+    api_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "SHEPHERD_API_KEY", requires = "api_cert")]
+    api_key: Option<std::path::PathBuf>,
+    /// Serve the REST API without TLS (behind a TLS-terminating proxy only: bearer tokens
+    /// travel in it).
+    #[arg(long, env = "SHEPHERD_API_PLAIN_HTTP")]
+    api_plain_http: bool,
+    /// Requests per second each user may make to the REST API (burst: twice as many).
+    #[arg(long, env = "SHEPHERD_API_RATE_LIMIT", default_value = "20")]
+    api_rate_limit: std::num::NonZeroU32,
+    /// Seconds an accepted bearer token is trusted before TokenReview is asked again.
+    #[arg(long, env = "SHEPHERD_TOKEN_CACHE_SECONDS", default_value = "30")]
+    token_cache_seconds: u64,
     /// /healthz and /readyz.
     #[arg(long, env = "SHEPHERD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: std::net::SocketAddr,
@@ -126,6 +146,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("crdgen: wrote {}", path.display());
         }
+        return Ok(0);
+    }
+    if let Command::Openapi = &cli.command {
+        print!("{}", crate::http::api::openapi_json());
         return Ok(0);
     }
     if let Command::Certs { out, hosts } = &cli.command {
@@ -206,7 +230,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Show => print_inventory(&app::inventory::load(&pool).await?),
-        Command::Crdgen { .. } | Command::Certs { .. } => unreachable!("handled before connecting"),
+        Command::Crdgen { .. } | Command::Certs { .. } | Command::Openapi => {
+            unreachable!("handled before connecting")
+        }
         Command::Bind {
             subject,
             role,
@@ -224,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await?;
             println!(
                 "bind: {role} for {subject} {}",
-                if created {
+                if created.is_some() {
                     "created"
                 } else {
                     "already existed"
@@ -305,8 +331,36 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
         (Some(addr), Some(cert), Some(key)) => Some(crate::run::WebhookOptions { addr, cert, key }),
         _ => None,
     };
+    let api = match args.api_addr {
+        None => None,
+        Some(addr) => {
+            let tls = match (args.api_cert, args.api_key, &webhook) {
+                _ if args.api_plain_http => None,
+                (Some(cert), Some(key), _) => Some((cert, key)),
+                (_, _, Some(w)) => Some((w.cert.clone(), w.key.clone())),
+                _ => anyhow::bail!(
+                    "--api-addr needs --api-cert and --api-key (or the webhook's), or --api-plain-http"
+                ),
+            };
+            let burst = args
+                .api_rate_limit
+                .saturating_mul(std::num::NonZeroU32::new(2).expect("2 is not zero"));
+            Some(crate::run::ApiOptions {
+                addr,
+                tls,
+                config: crate::http::api::ApiConfig {
+                    token_cache_ttl: std::time::Duration::from_secs(args.token_cache_seconds),
+                    rate_limit: crate::http::api::auth::RateLimit {
+                        per_second: args.api_rate_limit,
+                        burst,
+                    },
+                },
+            })
+        }
+    };
     let opts = crate::run::RunOptions {
         webhook,
+        api,
         health_addr: Some(args.health_addr),
         controllers: !args.no_controllers,
         lease: crate::controller::lease::LeaseConfig::new(
@@ -318,6 +372,9 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
     let running = crate::run::start(opts, pool, client, std::sync::Arc::from(key)).await?;
     if let Some(addr) = running.webhook_addr {
         println!("run: webhook listening on https://{addr}");
+    }
+    if let Some(addr) = running.api_addr {
+        println!("run: REST API listening on {addr}");
     }
     if let Some(addr) = running.health_addr {
         println!("run: health on http://{addr}/healthz");

@@ -12,4 +12,5 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod plugin;
 pub mod run;

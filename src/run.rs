@@ -5,6 +5,7 @@
 use crate::app::admission::ShepherdPolicy;
 use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
+use crate::http::api::{self, ApiConfig, ApiState};
 use crate::http::webhook::{self, TlsListener, WebhookState};
 use axum::Router;
 use axum::extract::State;
@@ -27,9 +28,18 @@ pub struct WebhookOptions {
     pub key: PathBuf,
 }
 
+/// Where the REST API listens; TLS from a certificate and key unless `tls` is None.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub addr: SocketAddr,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub config: ApiConfig,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub webhook: Option<WebhookOptions>,
+    pub api: Option<ApiOptions>,
     pub health_addr: Option<SocketAddr>,
     /// Run the reconcilers (under the Lease).
     pub controllers: bool,
@@ -44,6 +54,8 @@ pub enum RunError {
     KeyMissing { secret: String, key: String },
     #[error("identity key: {0}")]
     Webhook(#[from] webhook::WebhookError),
+    #[error("REST API job inserter: {0}")]
+    Queue(#[from] crate::jobs::QueueSetupError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -79,6 +91,7 @@ pub async fn identity_key_from_secret(
 /// A started process: its bound addresses and a way to stop it.
 pub struct Running {
     pub webhook_addr: Option<SocketAddr>,
+    pub api_addr: Option<SocketAddr>,
     pub health_addr: Option<SocketAddr>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
@@ -152,25 +165,28 @@ pub async fn start(
         });
     }
 
+    let mut api_addr = None;
+    if let Some(a) = &opts.api {
+        let router = api::router(ApiState::new(pool.clone(), client.clone(), a.config)?);
+        api_addr = Some(match &a.tls {
+            Some((cert, key)) => {
+                let listener = TlsListener::bind(a.addr, cert, key).await?;
+                let bound = listener.local_addr().map_err(|source| RunError::Bind {
+                    addr: a.addr,
+                    source,
+                })?;
+                let stop = stop.clone();
+                tasks.spawn(async move { listener.run(router, stop.cancelled_owned()).await });
+                bound
+            }
+            None => serve_plain(a.addr, router, "REST API", &stop, &mut tasks).await?,
+        });
+    }
+
     let mut health_addr = None;
     if let Some(addr) = opts.health_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| RunError::Bind { addr, source })?;
-        health_addr = Some(
-            listener
-                .local_addr()
-                .map_err(|source| RunError::Bind { addr, source })?,
-        );
-        let (router, stop) = (health_router(pool.clone()), stop.clone());
-        tasks.spawn(async move {
-            if let Err(err) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %err, "health server stopped");
-            }
-        });
+        health_addr =
+            Some(serve_plain(addr, health_router(pool.clone()), "health", &stop, &mut tasks).await?);
     }
 
     if opts.controllers {
@@ -190,8 +206,35 @@ pub async fn start(
     }
     Ok(Running {
         webhook_addr,
+        api_addr,
         health_addr,
         stop,
         tasks,
     })
+}
+
+/// Serves `router` over plain HTTP until `stop`; returns the bound address.
+async fn serve_plain(
+    addr: SocketAddr,
+    router: Router,
+    what: &'static str,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| RunError::Bind { addr, source })?;
+    let stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(err) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %err, "{what} server stopped");
+        }
+    });
+    Ok(bound)
 }

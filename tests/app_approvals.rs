@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::world::{alice, bind, request, shop_with_web, world};
+use common::world::{alice, bind, bob, pending, request};
 use common::{count, setup};
 use shepherd::api::approval::Overrides;
-use shepherd::api::cluster;
 use shepherd::app::AppError;
 use shepherd::app::access::Caller;
 use shepherd::app::approvals::{approve, preview, reject};
@@ -15,50 +14,6 @@ use shepherd::app::requests::submit_vm_request;
 use shepherd::domain::Subject;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use uuid::Uuid;
-
-fn bob() -> Caller {
-    Caller::new("bob", &["approvers"])
-}
-
-async fn clusters(pool: &PgPool) {
-    for (name, env, weight) in [
-        ("test-1", "test", 100),
-        ("test-2", "test", 50),
-        ("prod-1", "prod", 100),
-    ] {
-        let spec: cluster::ClusterSpec = serde_json::from_value(serde_json::json!({
-            "environment": env, "schedulingWeight": weight,
-            "kubeconfigSecretRef": {"namespace": "kubevirt-shepherd", "name": format!("{name}-kubeconfig")}}))
-        .unwrap();
-        catalog::register_cluster(pool, "admin", name, &spec, &format!("uid-{name}"))
-            .await
-            .unwrap();
-    }
-}
-
-/// alice asks for `count` VMs in team-a (test); bob is an approver for test and prod.
-async fn pending(pool: &PgPool, count: i32) -> Uuid {
-    world(pool).await;
-    clusters(pool).await;
-    bind(
-        pool,
-        Subject::group("approvers"),
-        "approver",
-        None,
-        &["test", "prod"],
-    )
-    .await;
-    shop_with_web(pool, &alice()).await;
-    let input = shepherd::app::requests::VmRequestInput {
-        count,
-        ..request("r1", "team-a")
-    };
-    submit_vm_request(pool, &alice(), &input)
-        .await
-        .unwrap()
-        .ticket_id
-}
 
 fn river(pool: &PgPool) -> riverqueue::Client {
     shepherd::jobs::inserter(pool).unwrap()
@@ -75,9 +30,17 @@ async fn approving_three_vms_names_places_and_enqueues_them(
         cluster: Some("test-2".into()),
         ..Default::default()
     };
-    let plan = preview(&t.pool, &bob(), ticket, &overrides).await.unwrap();
-    assert_eq!(plan.cluster.name, "test-2");
-    assert_eq!(plan.eligible_clusters, ["test-1", "test-2"]);
+    let preview = preview(&t.pool, &bob(), ticket, &overrides).await.unwrap();
+    assert_eq!(preview.plan.cluster.name, "test-2");
+    assert_eq!(preview.plan.eligible_clusters, ["test-1", "test-2"]);
+    assert_eq!(
+        preview.vm_names,
+        [
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ]
+    );
     assert_eq!(
         count(&t.pool, "SELECT count(*) FROM vms").await,
         0,

@@ -61,7 +61,9 @@ pub enum DecisionName {
 }
 
 /// What an approver may change. Checked again by the server at approval.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Overrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -128,7 +128,12 @@ pub async fn authorize(
         target: &target,
         environment: check.environment,
     };
-    match evaluate(&bindings, &request) {
+    outcome(caller, check, evaluate(&bindings, &request))
+}
+
+/// Turns a decision into the answer every entry point gives.
+fn outcome(caller: &Caller, check: &Check<'_>, decision: Decision) -> Result<(), AppError> {
+    match decision {
         Decision::Allow => Ok(()),
         Decision::Invisible => Err(AppError::NotFound {
             what: "system",
@@ -145,6 +150,81 @@ pub async fn authorize(
             message.push_str(&format!(": {reason}"));
             Err(AppError::Forbidden(message))
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub caller: Caller,
+    bindings: Vec<Binding>,
+    system_roles: std::collections::HashMap<Uuid, ResourceRole>,
+    /// The resource roles as stored, with System names, for display.
+    pub system_role_rows: Vec<db::rbac::SystemRoleRow>,
+}
+
+impl Viewer {
+    pub async fn load(conn: &mut PgConnection, caller: &Caller) -> Result<Self, AppError> {
+        let bindings = bindings(conn, caller).await?;
+        let system_role_rows = db::rbac::all_system_roles(conn, &caller.subjects()).await?;
+        let mut system_roles = std::collections::HashMap::new();
+        for row in &system_role_rows {
+            if let Ok(role) = row.role.parse::<ResourceRole>() {
+                let strongest = system_roles.entry(row.system_id).or_insert(role);
+                *strongest = (*strongest).min(role);
+            }
+        }
+        Ok(Self {
+            caller: caller.clone(),
+            bindings,
+            system_roles,
+            system_role_rows,
+        })
+    }
+
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
+    /// The decision for `permission` on a System (None: platform-wide) in `environment`.
+    pub fn decide(
+        &self,
+        permission: Permission,
+        system: Option<&SystemRef>,
+        environment: Option<Environment>,
+    ) -> Decision {
+        let target = match system {
+            None => Target::Platform,
+            Some(system) => Target::System {
+                system: system.name.clone(),
+                resource_role: self.system_roles.get(&system.id).copied(),
+            },
+        };
+        evaluate(
+            &self.bindings,
+            &AccessRequest {
+                permission,
+                target: &target,
+                environment,
+            },
+        )
+    }
+
+    /// As [`authorize`], without a query.
+    pub fn check(&self, check: &Check<'_>) -> Result<(), AppError> {
+        outcome(
+            &self.caller,
+            check,
+            self.decide(check.permission, check.system, check.environment),
+        )
+    }
+
+    pub fn allows(
+        &self,
+        permission: Permission,
+        system: Option<&SystemRef>,
+        environment: Option<Environment>,
+    ) -> bool {
+        self.decide(permission, system, environment) == Decision::Allow
     }
 }
 

@@ -34,6 +34,13 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// A plan and the names its VMs would get if approved now.
+#[derive(Debug, Clone)]
+pub struct PreviewResult {
+    pub plan: Plan,
+    pub vm_names: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Approved {
     pub ticket_id: Uuid,
@@ -257,11 +264,40 @@ pub async fn preview(
     caller: &Caller,
     ticket_id: Uuid,
     overrides: &Overrides,
-) -> Result<Plan, AppError> {
+) -> Result<PreviewResult, AppError> {
     let mut conn = pool.acquire().await?;
     let ticket = load(&mut conn, ticket_id).await?;
     let env = authorize_decision(&mut conn, caller, &ticket).await?;
-    plan(&mut conn, &ticket, env, overrides).await
+    let current: TicketStatus = ticket
+        .status
+        .parse()
+        .map_err(|e| invalid("tickets.status", e))?;
+    check_transition(current, TicketStatus::Approved)
+        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    let plan = plan(&mut conn, &ticket, env, overrides).await?;
+    let first = db::services::next_instance_index(&mut conn, ticket.service_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "service",
+            id: ticket.service_name.clone(),
+        })?;
+    let vm_names = vm_names(&ticket, first)?;
+    Ok(PreviewResult { plan, vm_names })
+}
+
+/// The names of a ticket's VMs from the first allocated index on.
+fn vm_names(ticket: &TicketDetail, first: i32) -> Result<Vec<String>, AppError> {
+    (first..first + ticket.vm_count)
+        .map(|index| {
+            vm_name(
+                &ticket.namespace_name,
+                &ticket.system_name,
+                &ticket.service_name,
+                index as u32,
+            )
+            .map_err(|e| invalid("vm name", e))
+        })
+        .collect()
 }
 
 pub async fn approve(
@@ -327,14 +363,7 @@ pub async fn approve(
                 what: "service",
                 id: ticket.service_name.clone(),
             })?;
-    for index in first..first + ticket.vm_count {
-        let name = vm_name(
-            &ticket.namespace_name,
-            &ticket.system_name,
-            &ticket.service_name,
-            index as u32,
-        )
-        .map_err(|e| invalid("vm name", e))?;
+    for (index, name) in (first..).zip(vm_names(&ticket, first)?) {
         let vm_id = db::vms::insert(
             &mut tx,
             &NewVm {

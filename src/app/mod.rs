@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod inventory;
+pub mod listings;
 pub mod migrate;
 pub mod rbac;
 pub mod requests;

@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 /// Binds `role` to `subject`, globally or on one System, for the given environments.
-/// Returns false when the same binding already existed (nothing written).
+/// Returns the new binding's id, or None when the same binding already existed (nothing
+/// written).
 pub async fn bind(
     pool: &PgPool,
     actor: &str,
@@ -18,7 +19,7 @@ pub async fn bind(
     role: &str,
     system: Option<&str>,
     environments: &[Environment],
-) -> Result<bool, AppError> {
+) -> Result<Option<uuid::Uuid>, AppError> {
     if environments.is_empty() {
         return Err(AppError::Invalid {
             field: "environments".into(),
@@ -65,7 +66,7 @@ pub async fn bind(
     )
     .await?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     db::audit::append(
         &mut tx,
@@ -76,5 +77,38 @@ pub async fn bind(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(id))
+}
+
+/// Removes a binding made through the API. Bindings from the seed or from configuration
+/// (bootstrap admins) are managed there and refused here.
+pub async fn unbind(pool: &PgPool, actor: &str, id: uuid::Uuid) -> Result<(), AppError> {
+    let mut tx = pool.begin().await?;
+    let binding = db::rbac::list_bindings(&mut tx, Some(id), None, 1)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::NotFound {
+            what: "role binding",
+            id: id.to_string(),
+        })?;
+    if binding.source != "api" {
+        return Err(AppError::Conflict(format!(
+            "role binding {id} comes from the {} and is managed there",
+            binding.source
+        )));
+    }
+    db::rbac::delete_role_binding(&mut tx, id).await?;
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new("role.revoke", actor, "role_binding", id, &binding.role_name).details(
+            json!({
+                "subject_kind": binding.subject_kind, "subject": binding.subject_name,
+                "scope": binding.scope_system.as_deref().unwrap_or("global"),
+                "allowed_environments": binding.allowed_environments,
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

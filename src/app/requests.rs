@@ -320,34 +320,11 @@ pub async fn cancel_vm_request(
     let Some(ticket) = db::tickets::by_request_uid(&mut tx, uid).await? else {
         return Ok(None);
     };
-    let Some(cancelled) =
-        db::tickets::cancel(&mut tx, ticket.id, "the VmRequest was deleted").await?
-    else {
+    const REASON: &str = "the VmRequest was deleted";
+    let Some(cancelled) = db::tickets::cancel(&mut tx, ticket.id, REASON).await? else {
         return Ok(Some(parse_status(&ticket.status)?));
     };
-    db::events::insert(
-        &mut tx,
-        "ticket",
-        ticket.id,
-        "ticket.cancel",
-        "Cancelled",
-        &json!({"ticket_id": ticket.id}),
-    )
-    .await?;
-    db::audit::append(
-        &mut tx,
-        &AuditEntry::new(
-            "approval.cancel",
-            actor,
-            "ticket",
-            ticket.id,
-            &cancelled.operation,
-        )
-        .parent("service", cancelled.service_id)
-        .environment(&cancelled.environment)
-        .details(json!({"reason": "the VmRequest was deleted"})),
-    )
-    .await?;
+    super::tickets::record_cancellation(&mut tx, &cancelled, actor, REASON).await?;
     tx.commit().await?;
     Ok(Some(TicketStatus::Cancelled))
 }

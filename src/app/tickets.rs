@@ -2,10 +2,11 @@
 //! `AppError::Conflict` naming the state the winner left.
 
 use super::AppError;
+use super::access::{Caller, Viewer};
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::tickets::TicketRow;
-use crate::domain::permissions::can_decide;
+use crate::domain::permissions::{Permission, can_decide};
 use crate::domain::ticket::{TicketStatus, check_transition};
 use serde_json::json;
 use sqlx::PgPool;
@@ -123,4 +124,73 @@ pub(crate) async fn lost_race(pool: &PgPool, ticket_id: Uuid) -> AppError {
         })
         .unwrap_or_else(|| "no longer exists".into());
     AppError::Conflict(format!("ticket {ticket_id} {detail}"))
+}
+
+/// The requester withdraws a pending ticket (a platform admin may too). Creates no VM and
+/// no job; of a cancellation and a concurrent decision exactly one wins.
+pub async fn cancel(
+    pool: &PgPool,
+    caller: &Caller,
+    ticket_id: Uuid,
+    reason: &str,
+) -> Result<TicketRow, AppError> {
+    if reason.trim().is_empty() {
+        return Err(AppError::Invalid {
+            field: "reason".into(),
+            rule: "a cancellation needs a reason".into(),
+        });
+    }
+    let (ticket, _) = super::listings::ticket(pool, caller, ticket_id).await?;
+    if ticket.requester != caller.username {
+        let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
+        let env = ticket.environment.parse().ok();
+        if !viewer.allows(Permission::PlatformAdmin, None, env) {
+            return Err(AppError::Forbidden(format!(
+                "user {:?} may not cancel ticket {ticket_id}: only its requester {:?} or a \
+                 platform admin may; approvers reject instead",
+                caller.username, ticket.requester
+            )));
+        }
+    }
+    let mut tx = pool.begin().await?;
+    let Some(cancelled) = db::tickets::cancel(&mut tx, ticket_id, reason).await? else {
+        drop(tx);
+        return Err(lost_race(pool, ticket_id).await);
+    };
+    record_cancellation(&mut tx, &cancelled, &caller.username, reason).await?;
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// The domain event and audit row of a cancellation, in the cancelling transaction.
+pub(crate) async fn record_cancellation(
+    conn: &mut sqlx::PgConnection,
+    cancelled: &TicketRow,
+    actor: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    db::events::insert(
+        conn,
+        "ticket",
+        cancelled.id,
+        "ticket.cancel",
+        "Cancelled",
+        &json!({"ticket_id": cancelled.id}),
+    )
+    .await?;
+    db::audit::append(
+        conn,
+        &AuditEntry::new(
+            "approval.cancel",
+            actor,
+            "ticket",
+            cancelled.id,
+            &cancelled.operation,
+        )
+        .parent("service", cancelled.service_id)
+        .environment(&cancelled.environment)
+        .details(json!({"reason": reason, "requester": cancelled.requester})),
+    )
+    .await?;
+    Ok(())
 }

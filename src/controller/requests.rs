@@ -64,6 +64,9 @@ fn next_step(status: TicketStatus) -> &'static str {
     }
 }
 
+/// How soon a VmRequest whose ticket is pending is looked at again.
+const PENDING_RESYNC: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn apply(
     api: &Api<VmRequest>,
     req: Arc<VmRequest>,
@@ -104,7 +107,7 @@ async fn apply(
             None => return Err(err.into()),
         },
     };
-    report_ticket(
+    let status = report_ticket(
         ctx,
         api,
         req.as_ref(),
@@ -112,7 +115,13 @@ async fn apply(
         submission.ticket_id,
     )
     .await?;
-    Ok(Action::requeue(RESYNC))
+    // A decision may come through the REST API, which does not touch this object: look
+    // again soon while the ticket waits for one.
+    Ok(Action::requeue(if status == TicketStatus::PendingApproval {
+        PENDING_RESYNC
+    } else {
+        RESYNC
+    }))
 }
 
 async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -135,14 +144,14 @@ async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, Reconcile
 
 /// Shows the ticket in the VmRequest's status (phase, approver, reason, VM names and
 /// placement) and records an Event when the phase changes. Used after submission and by the
-/// Approval reconciler right after a decision.
+/// Approval reconciler right after a decision. Returns the ticket's state.
 pub(crate) async fn report_ticket(
     ctx: &Context,
     api: &Api<VmRequest>,
     req: &VmRequest,
     requester: &str,
     ticket_id: uuid::Uuid,
-) -> Result<(), ReconcileError> {
+) -> Result<TicketStatus, ReconcileError> {
     let view = ticket_view(&ctx.pool, ticket_id).await?;
     let generation = req.metadata.generation;
     let phase = view.status.as_str();
@@ -161,7 +170,7 @@ pub(crate) async fn report_ticket(
                 .all(|(a, b)| a.phase.as_deref() == Some(b.status.as_str()))
     });
     if unchanged {
-        return Ok(());
+        return Ok(view.status);
     }
     let mut conditions = vec![condition(
         "Accepted",
@@ -203,5 +212,5 @@ pub(crate) async fn report_ticket(
     .await?;
     let warning = view.status == TicketStatus::Rejected;
     publish(ctx, req, warning, phase, message).await;
-    Ok(())
+    Ok(view.status)
 }

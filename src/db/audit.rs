@@ -164,3 +164,71 @@ pub async fn actions_by_actor(conn: &mut PgConnection, actor: &str) -> sqlx::Res
     .fetch_all(conn)
     .await
 }
+
+/// Filters of an audit query; `None` matches everything. Rows whose environment is set
+/// must be one of `readable_environments`; rows without one (platform actions) match
+/// unless `environment` asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub action_prefix: Option<String>,
+    pub environment: Option<String>,
+    pub readable_environments: Vec<String>,
+    pub since: Option<chrono::DateTime<Utc>>,
+    pub until: Option<chrono::DateTime<Utc>>,
+}
+
+/// A stored audit row without its chain fields.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: chrono::DateTime<Utc>,
+    pub action: String,
+    pub actor: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_name: String,
+    pub parent_type: Option<String>,
+    pub parent_id: Option<String>,
+    pub environment: Option<String>,
+    pub details: Value,
+}
+
+/// Up to `limit` matching rows with an id above `after_id`, in id order.
+pub async fn query(
+    conn: &mut PgConnection,
+    filter: &AuditFilter,
+    after_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, occurred_at, action, actor, resource_type, resource_id, resource_name,
+                  parent_type, parent_id, environment, details
+           FROM audit_log
+           WHERE id > $1
+             AND ($2::text IS NULL OR actor = $2)
+             AND ($3::text IS NULL OR resource_type = $3)
+             AND ($4::text IS NULL OR resource_id = $4)
+             AND ($5::text IS NULL OR starts_with(action, $5))
+             AND CASE WHEN environment IS NULL THEN $10::text IS NULL
+                      ELSE environment = ANY($6) AND ($10::text IS NULL OR environment = $10) END
+             AND ($7::timestamptz IS NULL OR occurred_at >= $7)
+             AND ($8::timestamptz IS NULL OR occurred_at < $8)
+           ORDER BY id LIMIT $9"#,
+        after_id,
+        filter.actor,
+        filter.resource_type,
+        filter.resource_id,
+        filter.action_prefix,
+        &filter.readable_environments,
+        filter.since,
+        filter.until,
+        limit,
+        filter.environment
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -1,6 +1,7 @@
 //! Permissions, roles, role bindings and System resource bindings.
 
 use crate::domain::subject::Subject;
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -269,4 +270,72 @@ pub async fn touch_subject(conn: &mut PgConnection, subject: &Subject) -> sqlx::
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A role binding as the REST API shows it.
+#[derive(Debug, Clone)]
+pub struct BindingListRow {
+    pub id: Uuid,
+    pub subject_kind: String,
+    pub subject_name: String,
+    pub role_name: String,
+    pub scope_system: Option<String>,
+    pub allowed_environments: Vec<String>,
+    pub source: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Bindings after the key `(created_at, id)`, oldest first; or the one with `id`.
+pub async fn list_bindings(
+    conn: &mut PgConnection,
+    id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<BindingListRow>> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        BindingListRow,
+        r#"SELECT b.id, b.subject_kind, b.subject_name, b.role_name, s.name AS "scope_system?",
+                  b.allowed_environments, b.source, b.created_by, b.created_at
+           FROM role_bindings b LEFT JOIN systems s ON s.id = b.scope_system_id
+           WHERE ($1::uuid IS NULL OR b.id = $1)
+             AND ($2::timestamptz IS NULL OR (b.created_at, b.id) > ($2, $3::uuid))
+           ORDER BY b.created_at, b.id LIMIT $4"#,
+        id,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A resource role on a live System.
+#[derive(Debug, Clone)]
+pub struct SystemRoleRow {
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub role: String,
+}
+
+/// All resource roles the subjects hold on live Systems.
+pub async fn all_system_roles(
+    conn: &mut PgConnection,
+    subjects: &[Subject],
+) -> sqlx::Result<Vec<SystemRoleRow>> {
+    let kinds: Vec<&str> = subjects.iter().map(|s| s.kind.as_str()).collect();
+    let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query_as!(
+        SystemRoleRow,
+        r#"SELECT b.system_id, s.name AS system_name, b.role FROM system_resource_bindings b
+           JOIN systems s ON s.id = b.system_id AND s.deleted_at IS NULL
+           JOIN unnest($1::text[], $2::text[]) AS subj(kind, name)
+             ON b.subject_kind = subj.kind AND b.subject_name = subj.name
+           ORDER BY s.name"#,
+        &kinds as &[&str],
+        &names as &[&str]
+    )
+    .fetch_all(conn)
+    .await
 }

@@ -1,5 +1,6 @@
 //! Systems, Services and target namespaces: the inventory tickets and VMs hang from.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -64,6 +65,19 @@ pub async fn allocate_instance_indexes(
            RETURNING next_instance_index - $2 AS "first!""#,
         service_id,
         count
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The index the next allocated VM would get (a read for previews; nothing is reserved).
+pub async fn next_instance_index(
+    conn: &mut PgConnection,
+    service_id: Uuid,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!(
+        "SELECT next_instance_index FROM services WHERE id = $1 AND deleted_at IS NULL",
+        service_id
     )
     .fetch_optional(conn)
     .await
@@ -316,5 +330,62 @@ pub async fn upsert_namespace(
         k8s_uid
     )
     .fetch_optional(conn)
+    .await
+}
+
+/// A live System or Service as the REST API lists it.
+#[derive(Debug, Clone)]
+pub struct InventoryRow {
+    pub id: Uuid,
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub name: String,
+    pub description: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Live Systems with a name after `after`, by name.
+pub async fn list_systems(
+    conn: &mut PgConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<InventoryRow>> {
+    sqlx::query_as!(
+        InventoryRow,
+        r#"SELECT id, id AS "system_id!", name AS "system_name!", name, description, created_by, created_at
+           FROM systems
+           WHERE deleted_at IS NULL AND ($1::text IS NULL OR name > $1)
+           ORDER BY name LIMIT $2"#,
+        after,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Live Services (of one System, or all) after the key `(system name, name)`.
+pub async fn list_services(
+    conn: &mut PgConnection,
+    system: Option<&str>,
+    after: Option<(&str, &str)>,
+    limit: i64,
+) -> sqlx::Result<Vec<InventoryRow>> {
+    let (after_system, after_name) = after.unzip();
+    sqlx::query_as!(
+        InventoryRow,
+        r#"SELECT s.id, sys.id AS system_id, sys.name AS system_name, s.name, s.description,
+                  s.created_by, s.created_at
+           FROM services s JOIN systems sys ON sys.id = s.system_id
+           WHERE s.deleted_at IS NULL AND sys.deleted_at IS NULL
+             AND ($1::text IS NULL OR sys.name = $1)
+             AND ($2::text IS NULL OR (sys.name, s.name) > ($2, $3::text))
+           ORDER BY sys.name, s.name LIMIT $4"#,
+        system,
+        after_system,
+        after_name,
+        limit
+    )
+    .fetch_all(conn)
     .await
 }

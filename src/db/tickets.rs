@@ -1,5 +1,6 @@
 //! Tickets: a request for an operation and its decision (DESIGN §4).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -213,4 +214,88 @@ pub async fn record_approval(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A ticket as the REST API shows it.
+#[derive(Debug, Clone)]
+pub struct TicketListRow {
+    pub id: Uuid,
+    pub operation: String,
+    pub status: String,
+    pub requester: String,
+    pub environment: String,
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub service_name: String,
+    pub namespace_name: String,
+    pub vm_count: i32,
+    pub reason: String,
+    pub request: Value,
+    pub approver: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub cluster: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Filters of a ticket listing; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub id: Option<Uuid>,
+    pub status: Option<String>,
+    pub system: Option<String>,
+    pub environment: Option<String>,
+    pub requester: Option<String>,
+    pub operation: Option<String>,
+}
+
+/// Up to `limit` tickets after the key `(created_at, id)`, oldest first. Keyset order keeps
+/// pages stable while tickets are added.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &TicketFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<TicketListRow>> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        TicketListRow,
+        r#"SELECT t.id, t.operation, t.status, t.requester, t.environment, sys.id AS system_id,
+                  sys.name AS system_name, s.name AS service_name, n.name AS namespace_name,
+                  t.vm_count, t.reason, t.request, t.approver, t.decision_reason, t.decided_at,
+                  c.name AS "cluster?", t.created_at
+           FROM tickets t
+           JOIN services s ON s.id = t.service_id
+           JOIN systems sys ON sys.id = s.system_id
+           JOIN namespaces n ON n.id = t.namespace_id
+           LEFT JOIN clusters c ON c.id = t.cluster_id
+           WHERE ($1::text IS NULL OR t.status = $1)
+             AND ($2::text IS NULL OR sys.name = $2)
+             AND ($3::text IS NULL OR t.environment = $3)
+             AND ($4::text IS NULL OR t.requester = $4)
+             AND ($5::text IS NULL OR t.operation = $5)
+             AND ($6::timestamptz IS NULL OR (t.created_at, t.id) > ($6, $7::uuid))
+             AND ($9::uuid IS NULL OR t.id = $9)
+           ORDER BY t.created_at, t.id
+           LIMIT $8"#,
+        filter.status,
+        filter.system,
+        filter.environment,
+        filter.requester,
+        filter.operation,
+        after_at,
+        after_id,
+        limit,
+        filter.id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn list_row(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketListRow>> {
+    let filter = TicketFilter {
+        id: Some(id),
+        ..TicketFilter::default()
+    };
+    Ok(list(conn, &filter, None, 1).await?.pop())
 }

@@ -1,5 +1,6 @@
 //! VM rows: one per VM a ticket creates, named and placed at approval.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -52,6 +53,70 @@ pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Resul
            LEFT JOIN clusters c ON c.id = v.cluster_id
            WHERE v.ticket_id = $1 ORDER BY v.instance_index"#,
         ticket_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A VM as the REST API lists it.
+#[derive(Debug, Clone)]
+pub struct VmListRow {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub desired_power_state: String,
+    pub ticket_id: Uuid,
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub service_name: String,
+    pub namespace_name: String,
+    pub environment: String,
+    pub cluster: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VmFilter {
+    pub system: Option<String>,
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Up to `limit` live VMs after the key `(created_at, id)`, oldest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &VmFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<VmListRow>> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        VmListRow,
+        r#"SELECT v.id, v.name, v.status, v.desired_power_state, v.ticket_id, sys.id AS system_id,
+                  sys.name AS system_name, s.name AS service_name, n.name AS namespace_name,
+                  n.environment, c.name AS "cluster?", v.created_by, v.created_at
+           FROM vms v
+           JOIN services s ON s.id = v.service_id
+           JOIN systems sys ON sys.id = s.system_id
+           JOIN namespaces n ON n.id = v.namespace_id
+           LEFT JOIN clusters c ON c.id = v.cluster_id
+           WHERE v.deleted_at IS NULL
+             AND ($1::text IS NULL OR sys.name = $1)
+             AND ($2::text IS NULL OR s.name = $2)
+             AND ($3::text IS NULL OR n.environment = $3)
+             AND ($4::text IS NULL OR v.status = $4)
+             AND ($5::timestamptz IS NULL OR (v.created_at, v.id) > ($5, $6::uuid))
+           ORDER BY v.created_at, v.id
+           LIMIT $7"#,
+        filter.system,
+        filter.service,
+        filter.environment,
+        filter.status,
+        after_at,
+        after_id,
+        limit
     )
     .fetch_all(conn)
     .await

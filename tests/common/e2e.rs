@@ -9,7 +9,8 @@ use shepherd::app::seed::{SeedConfig, run as seed};
 use shepherd::controller::lease::LeaseConfig;
 use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
-use shepherd::run::{RunOptions, Running, WebhookOptions};
+use shepherd::http::api::ApiConfig;
+use shepherd::run::{ApiOptions, RunOptions, Running, WebhookOptions};
 use shepherd_sim::{ClusterConfig, SimCluster, User};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -143,6 +144,11 @@ impl Env {
                 addr: "127.0.0.1:0".parse().unwrap(),
                 cert: self.cert.clone(),
                 key: self.key.clone(),
+            }),
+            api: Some(ApiOptions {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                tls: Some((self.cert.clone(), self.key.clone())),
+                config: ApiConfig::default(),
             }),
             health_addr: None,
             controllers: true,

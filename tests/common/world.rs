@@ -8,7 +8,10 @@ use shepherd::app::{catalog, seed};
 use shepherd::db;
 use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
+use shepherd::api::cluster;
+use shepherd::app::requests::submit_vm_request;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 pub async fn bind(
     pool: &PgPool,
@@ -107,3 +110,48 @@ pub async fn shop_with_web(pool: &PgPool, owner: &Caller) -> SystemRef {
         .unwrap();
     system
 }
+
+pub fn bob() -> Caller {
+    Caller::new("bob", &["approvers"])
+}
+
+pub async fn clusters(pool: &PgPool) {
+    for (name, env, weight) in [
+        ("test-1", "test", 100),
+        ("test-2", "test", 50),
+        ("prod-1", "prod", 100),
+    ] {
+        let spec: cluster::ClusterSpec = serde_json::from_value(serde_json::json!({
+            "environment": env, "schedulingWeight": weight,
+            "kubeconfigSecretRef": {"namespace": "kubevirt-shepherd", "name": format!("{name}-kubeconfig")}}))
+        .unwrap();
+        catalog::register_cluster(pool, "admin", name, &spec, &format!("uid-{name}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Clusters test-1 (weight 100), test-2 (50) and prod-1; then alice asks for `count` VMs
+/// in team-a (test); the group of bob is an approver for test and prod.
+pub async fn pending(pool: &PgPool, count: i32) -> Uuid {
+    world(pool).await;
+    clusters(pool).await;
+    bind(
+        pool,
+        Subject::group("approvers"),
+        "approver",
+        None,
+        &["test", "prod"],
+    )
+    .await;
+    shop_with_web(pool, &alice()).await;
+    let input = shepherd::app::requests::VmRequestInput {
+        count,
+        ..request("r1", "team-a")
+    };
+    submit_vm_request(pool, &alice(), &input)
+        .await
+        .unwrap()
+        .ticket_id
+}
+

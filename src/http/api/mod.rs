@@ -1,0 +1,179 @@
+//! The REST API `/api/v1` (DESIGN §9): tickets and decisions, inventory, audit and RBAC
+//! administration, for the `kubectl shepherd` plugin and other tools. Callers authenticate
+//! with a Kubernetes bearer token (`TokenReview`); the same permission rules as everywhere
+//! else decide what they see and do. The OpenAPI 3.1 document is generated from the
+//! handlers and types below ([`openapi`]) and served at `/api/v1/openapi.json`.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod inventory;
+pub mod rbac;
+pub mod tickets;
+
+use crate::app::listings::{DEFAULT_PAGE, MAX_PAGE};
+use auth::{RateLimit, TokenReviewer, UserRateLimiter};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use error::ApiError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// Request bodies are small JSON documents.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+    pub river: Arc<riverqueue::Client>,
+    pub tokens: Arc<TokenReviewer>,
+    pub limiter: Arc<UserRateLimiter>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    /// How long an accepted token is trusted before asking the cluster again.
+    pub token_cache_ttl: Duration,
+    pub rate_limit: RateLimit,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            token_cache_ttl: Duration::from_secs(30),
+            rate_limit: RateLimit::default(),
+        }
+    }
+}
+
+impl ApiState {
+    pub fn new(
+        pool: PgPool,
+        client: kube::Client,
+        config: ApiConfig,
+    ) -> Result<Self, crate::jobs::QueueSetupError> {
+        Ok(Self {
+            river: Arc::new(crate::jobs::inserter(&pool)?),
+            pool,
+            tokens: Arc::new(TokenReviewer::new(client, config.token_cache_ttl)),
+            limiter: Arc::new(UserRateLimiter::new(config.rate_limit)),
+        })
+    }
+}
+
+/// A page request: its size and where to continue. Cursors are opaque to callers
+/// (base64url of the last row's key).
+pub struct Paging<K> {
+    pub limit: usize,
+    pub after: Option<K>,
+}
+
+impl<K: DeserializeOwned> Paging<K> {
+    pub fn parse(limit: Option<usize>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = cursor
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "malformed cursor: pass nextCursor from the previous page unchanged",
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(Self { limit, after })
+    }
+}
+
+impl Paging<()> {
+    pub fn cursor<K: Serialize>(key: Option<&K>) -> Option<String> {
+        key.and_then(|k| serde_json::to_vec(k).ok())
+            .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        doc.components.get_or_insert_with(Default::default).add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A Kubernetes bearer token of the management cluster, checked with TokenReview",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "KubeVirt Shepherd API", description = "Tickets, approvals, inventory, audit and RBAC of KubeVirt Shepherd."),
+    paths(
+        inventory::whoami, tickets::list, tickets::get, tickets::preview, tickets::approve,
+        tickets::reject, tickets::cancel, inventory::systems, inventory::system_services,
+        inventory::services, inventory::vms, audit::query, audit::export, rbac::roles,
+        rbac::bindings, rbac::create_binding, rbac::delete_binding,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as committed in `openapi/v1.json`.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().expect("the document serialises");
+    text.push('\n');
+    text
+}
+
+pub fn router(state: ApiState) -> Router {
+    let doc = Json(openapi());
+    Router::new()
+        .route("/api/v1/openapi.json", get(move || async move { doc }))
+        .route("/api/v1/whoami", get(inventory::whoami))
+        .route("/api/v1/tickets", get(tickets::list))
+        .route("/api/v1/tickets/{id}", get(tickets::get))
+        .route("/api/v1/tickets/{id}/preview", post(tickets::preview))
+        .route("/api/v1/tickets/{id}/approve", post(tickets::approve))
+        .route("/api/v1/tickets/{id}/reject", post(tickets::reject))
+        .route("/api/v1/tickets/{id}/cancel", post(tickets::cancel))
+        .route("/api/v1/systems", get(inventory::systems))
+        .route("/api/v1/systems/{system}/services", get(inventory::system_services))
+        .route("/api/v1/services", get(inventory::services))
+        .route("/api/v1/vms", get(inventory::vms))
+        .route("/api/v1/audit", get(audit::query))
+        .route("/api/v1/audit/export", get(audit::export))
+        .route("/api/v1/rbac/roles", get(rbac::roles))
+        .route("/api/v1/rbac/bindings", get(rbac::bindings).post(rbac::create_binding))
+        .route("/api/v1/rbac/bindings/{id}", delete(rbac::delete_binding))
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint", serde_json::Value::Null) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
