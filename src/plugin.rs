@@ -11,9 +11,9 @@ use crate::api::rest::{
     ApproveRequest, AuditPage, ErrorBody, Overrides, Preview, PreviewRequest, ReasonRequest,
     Ticket, TicketPage, VmPage, Whoami,
 };
+use axum::http::{self, Method, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
-use axum::http::{self, Method, Request, StatusCode};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -254,9 +254,7 @@ impl ApiClient {
             Some(path) => Some(
                 CertificateDer::pem_file_iter(path)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        Failure::other(format!("reading CA {}: {e}", path.display()))
-                    })?
+                    .map_err(|e| Failure::other(format!("reading CA {}: {e}", path.display())))?
                     .into_iter()
                     .map(|c| c.to_vec())
                     .collect(),
@@ -639,8 +637,10 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     ("status", status),
                 ])
             );
-            let vms = all_pages(&api, &path, usize::MAX, |p: VmPage| (p.items, p.next_cursor))
-                .await?;
+            let vms = all_pages(&api, &path, usize::MAX, |p: VmPage| {
+                (p.items, p.next_cursor)
+            })
+            .await?;
             if !print_structured(out, &vms)? {
                 let rows: Vec<Vec<String>> = vms
                     .iter()
@@ -660,7 +660,10 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 } else {
                     print!(
                         "{}",
-                        table(&["NAME", "STATUS", "SERVICE", "ENV", "CLUSTER", "AGE"], &rows)
+                        table(
+                            &["NAME", "STATUS", "SERVICE", "ENV", "CLUSTER", "AGE"],
+                            &rows
+                        )
                     );
                 }
             }
@@ -687,10 +690,8 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     ("until", until),
                 ])
             );
-            let records = all_pages(&api, &path, limit, |p: AuditPage| {
-                (p.items, p.next_cursor)
-            })
-            .await?;
+            let records =
+                all_pages(&api, &path, limit, |p: AuditPage| (p.items, p.next_cursor)).await?;
             if !print_structured(out, &records)? {
                 let rows: Vec<Vec<String>> = records
                     .iter()
@@ -716,7 +717,13 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Rejects or cancels a ticket.
-async fn decide(api: &ApiClient, out: Output, id: Uuid, verb: &str, reason: String) -> Result<(), Failure> {
+async fn decide(
+    api: &ApiClient,
+    out: Output,
+    id: Uuid,
+    verb: &str,
+    reason: String,
+) -> Result<(), Failure> {
     let t: Ticket = api
         .call(
             Method::POST,
@@ -768,7 +775,11 @@ mod tests {
     #[test]
     fn query_strings_encode_values_and_skip_unset() {
         assert_eq!(
-            query(&[("a", Some("x y&z".into())), ("b", None), ("c", Some("ok".into()))]),
+            query(&[
+                ("a", Some("x y&z".into())),
+                ("b", None),
+                ("c", Some("ok".into()))
+            ]),
             "?a=x%20y%26z&c=ok"
         );
         assert_eq!(query(&[("a", None)]), "");
@@ -780,7 +791,16 @@ mod tests {
         let f = Failure::from_status(StatusCode::CONFLICT, body);
         assert_eq!(f.code, 6);
         assert_eq!(f.message, "conflict: ticket is already Approved");
-        for (status, code) in [(401, 3), (403, 4), (404, 5), (400, 7), (422, 7), (429, 8), (503, 9), (500, 1)] {
+        for (status, code) in [
+            (401, 3),
+            (403, 4),
+            (404, 5),
+            (400, 7),
+            (422, 7),
+            (429, 8),
+            (503, 9),
+            (500, 1),
+        ] {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(Failure::from_status(status, b"").code, code, "{status}");
         }

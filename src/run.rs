@@ -185,8 +185,16 @@ pub async fn start(
 
     let mut health_addr = None;
     if let Some(addr) = opts.health_addr {
-        health_addr =
-            Some(serve_plain(addr, health_router(pool.clone()), "health", &stop, &mut tasks).await?);
+        health_addr = Some(
+            serve_plain(
+                addr,
+                health_router(pool.clone()),
+                "health",
+                &stop,
+                &mut tasks,
+            )
+            .await?,
+        );
     }
 
     if opts.controllers {

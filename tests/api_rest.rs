@@ -49,7 +49,13 @@ struct Answer {
 }
 
 impl Api {
-    async fn call(&self, user: Option<&str>, method: Method, path: &str, body: Option<&str>) -> Answer {
+    async fn call(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(user) = user {
             let token = self.sim.token(user).unwrap();
@@ -117,7 +123,12 @@ async fn an_approver_lists_previews_and_approves_with_a_cluster_override(
     let me = api.get("bob", "/api/v1/whoami").await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.body["username"], "bob");
-    assert!(me.body["groups"].as_array().unwrap().contains(&json!("approvers")));
+    assert!(
+        me.body["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("approvers"))
+    );
     assert_eq!(me.body["bindings"][0]["role"], "approver", "{}", me.text);
 
     let waiting = api.get("bob", "/api/v1/tickets?awaitingMe=true").await;
@@ -137,13 +148,24 @@ async fn an_approver_lists_previews_and_approves_with_a_cluster_override(
         .await;
     assert_eq!(preview.status, StatusCode::OK, "{}", preview.text);
     assert_eq!(preview.body["cluster"], "test-2");
-    assert_eq!(preview.body["eligibleClusters"], json!(["test-1", "test-2"]));
+    assert_eq!(
+        preview.body["eligibleClusters"],
+        json!(["test-1", "test-2"])
+    );
     assert_eq!(
         preview.body["vmNames"],
-        json!(["team-a-shop-web-01", "team-a-shop-web-02", "team-a-shop-web-03"])
+        json!([
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ])
     );
     assert_eq!(preview.body["resources"]["cpuLimitMillis"], 2000);
-    assert_eq!(count(&t.pool, "SELECT count(*) FROM vms").await, 0, "preview writes nothing");
+    assert_eq!(
+        count(&t.pool, "SELECT count(*) FROM vms").await,
+        0,
+        "preview writes nothing"
+    );
 
     let approved = api
         .post(
@@ -163,7 +185,11 @@ async fn an_approver_lists_previews_and_approves_with_a_cluster_override(
     assert_eq!(vms.len(), 3);
     assert!(vms.iter().all(|v| v["cluster"] == "test-2"), "{vms:?}");
     assert_eq!(
-        count(&t.pool, "SELECT count(*) FROM river_job WHERE kind = 'vm_provision'").await,
+        count(
+            &t.pool,
+            "SELECT count(*) FROM river_job WHERE kind = 'vm_provision'"
+        )
+        .await,
         3
     );
     assert_eq!(
@@ -179,7 +205,12 @@ async fn an_approver_lists_previews_and_approves_with_a_cluster_override(
     let polled = api.get("alice", &format!("/api/v1/tickets/{ticket}")).await;
     assert_eq!(polled.body["status"], "Approved", "{}", polled.text);
     let vms = api.get("alice", "/api/v1/vms").await;
-    assert_eq!(vms.body["items"].as_array().unwrap().len(), 3, "{}", vms.text);
+    assert_eq!(
+        vms.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        vms.text
+    );
     let waiting = api.get("bob", "/api/v1/tickets?awaitingMe=true").await;
     assert_eq!(ids(&waiting.body), Vec::<String>::new());
 }
@@ -216,7 +247,11 @@ async fn rejection_and_cancellation_make_no_vm_and_no_job(
     .ticket_id;
     // Only the requester (or a platform admin) cancels; an approver rejects instead.
     let by_bob = api
-        .post("bob", &format!("/api/v1/tickets/{second}/cancel"), json!({"reason": "no"}))
+        .post(
+            "bob",
+            &format!("/api/v1/tickets/{second}/cancel"),
+            json!({"reason": "no"}),
+        )
         .await;
     assert_error(&by_bob, StatusCode::FORBIDDEN, "forbidden");
     let cancelled = api
@@ -266,12 +301,18 @@ async fn every_error_code_is_reachable(opts: PgPoolOptions, connect: PgConnectOp
         .get("bob", &format!("/api/v1/tickets/{}", Uuid::new_v4()))
         .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
-    let invisible = api.get("mallory", &format!("/api/v1/tickets/{ticket}")).await;
+    let invisible = api
+        .get("mallory", &format!("/api/v1/tickets/{ticket}"))
+        .await;
     assert_error(&invisible, StatusCode::NOT_FOUND, "not_found");
 
     // 422: a field breaks a rule (named in details).
     let empty_reason = api
-        .post("bob", &format!("/api/v1/tickets/{ticket}/reject"), json!({"reason": " "}))
+        .post(
+            "bob",
+            &format!("/api/v1/tickets/{ticket}/reject"),
+            json!({"reason": " "}),
+        )
         .await;
     assert_error(&empty_reason, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     assert_eq!(empty_reason.body["details"]["field"], "reason");
@@ -288,7 +329,11 @@ async fn every_error_code_is_reachable(opts: PgPoolOptions, connect: PgConnectOp
     let first = api.post("bob", &approve, json!({"reason": "ok"})).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
     let again = api
-        .post("bob", &format!("/api/v1/tickets/{ticket}/reject"), json!({"reason": "late"}))
+        .post(
+            "bob",
+            &format!("/api/v1/tickets/{ticket}/reject"),
+            json!({"reason": "late"}),
+        )
         .await;
     assert_error(&again, StatusCode::CONFLICT, "conflict");
 
@@ -305,7 +350,10 @@ async fn every_error_code_is_reachable(opts: PgPoolOptions, connect: PgConnectOp
         },
     )
     .await;
-    assert_eq!(strict.get("bob", "/api/v1/whoami").await.status, StatusCode::OK);
+    assert_eq!(
+        strict.get("bob", "/api/v1/whoami").await.status,
+        StatusCode::OK
+    );
     let limited = strict.get("bob", "/api/v1/whoami").await;
     assert_error(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
@@ -381,7 +429,12 @@ async fn lists_audit_and_rbac_follow_permissions(opts: PgPoolOptions, connect: P
     let api = api(&t.pool, ApiConfig::default()).await;
 
     // mallory has no binding and no resource role: nothing is visible.
-    for path in ["/api/v1/tickets", "/api/v1/systems", "/api/v1/services", "/api/v1/vms"] {
+    for path in [
+        "/api/v1/tickets",
+        "/api/v1/systems",
+        "/api/v1/services",
+        "/api/v1/vms",
+    ] {
         let a = api.get("mallory", path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
         assert_eq!(a.body["items"], json!([]), "{path}");
@@ -389,14 +442,20 @@ async fn lists_audit_and_rbac_follow_permissions(opts: PgPoolOptions, connect: P
     let systems = api.get("alice", "/api/v1/systems").await;
     assert_eq!(systems.body["items"][0]["name"], "shop", "{}", systems.text);
     let services = api.get("alice", "/api/v1/systems/shop/services").await;
-    assert_eq!(services.body["items"][0]["name"], "web", "{}", services.text);
+    assert_eq!(
+        services.body["items"][0]["name"], "web",
+        "{}",
+        services.text
+    );
     let hidden = api.get("mallory", "/api/v1/systems/shop/services").await;
     assert_error(&hidden, StatusCode::NOT_FOUND, "not_found");
 
     // Audit needs audit:read.
     let refused = api.get("alice", "/api/v1/audit").await;
     assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
-    let requests = api.get("root", "/api/v1/audit?action=vm.request&actor=alice").await;
+    let requests = api
+        .get("root", "/api/v1/audit?action=vm.request&actor=alice")
+        .await;
     assert_eq!(requests.status, StatusCode::OK, "{}", requests.text);
     let rows = requests.body["items"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{}", requests.text);
@@ -423,9 +482,13 @@ async fn lists_audit_and_rbac_follow_permissions(opts: PgPoolOptions, connect: P
     // RBAC administration needs rbac:manage.
     let binding = json!({"subject": {"kind": "User", "name": "dave"}, "role": "viewer",
                          "system": "shop", "allowedEnvironments": ["test"]});
-    let denied = api.post("alice", "/api/v1/rbac/bindings", binding.clone()).await;
+    let denied = api
+        .post("alice", "/api/v1/rbac/bindings", binding.clone())
+        .await;
     assert_error(&denied, StatusCode::FORBIDDEN, "forbidden");
-    let created = api.post("root", "/api/v1/rbac/bindings", binding.clone()).await;
+    let created = api
+        .post("root", "/api/v1/rbac/bindings", binding.clone())
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["system"], "shop");
     let id = created.body["id"].as_str().unwrap().to_string();
@@ -448,7 +511,12 @@ async fn lists_audit_and_rbac_follow_permissions(opts: PgPoolOptions, connect: P
     let roles = api.get("root", "/api/v1/rbac/roles").await;
     assert!(roles.text.contains("\"approver\""), "{}", roles.text);
     let deleted = api
-        .call(Some("root"), Method::DELETE, &format!("/api/v1/rbac/bindings/{id}"), None)
+        .call(
+            Some("root"),
+            Method::DELETE,
+            &format!("/api/v1/rbac/bindings/{id}"),
+            None,
+        )
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     assert_eq!(
@@ -468,7 +536,9 @@ async fn the_openapi_document_is_served_without_a_token(
 ) {
     let t = setup(opts, connect).await;
     let api = api(&t.pool, ApiConfig::default()).await;
-    let doc = api.call(None, Method::GET, "/api/v1/openapi.json", None).await;
+    let doc = api
+        .call(None, Method::GET, "/api/v1/openapi.json", None)
+        .await;
     assert_eq!(doc.status, StatusCode::OK);
     assert_eq!(doc.body["openapi"], "3.1.0");
     assert!(doc.body["paths"]["/api/v1/tickets/{id}/approve"]["post"].is_object());

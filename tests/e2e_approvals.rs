@@ -238,7 +238,11 @@ async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgCon
     let row = lines.next().unwrap_or_default();
     assert!(row.starts_with(ticket) && row.contains("alice"), "{out}");
     let (code, out, _) = env.plugin("alice", &["pending", "-o", "json"]).await;
-    assert_eq!((code, out.trim()), (0, "[]"), "nothing waits for the requester");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "[]"),
+        "nothing waits for the requester"
+    );
 
     // alice may not approve her own ticket; bob may not place it in prod.
     let (code, _, err) = env.plugin("alice", &["approve", ticket]).await;
@@ -251,25 +255,42 @@ async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgCon
     assert!(err.contains("prod-1"), "{err}");
 
     let (code, out, err) = env
-        .plugin("bob", &["preview", ticket, "--cluster", "test-2", "-o", "json"])
+        .plugin(
+            "bob",
+            &["preview", ticket, "--cluster", "test-2", "-o", "json"],
+        )
         .await;
     assert_eq!(code, 0, "{err}");
     let preview: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(preview["cluster"], "test-2");
     assert_eq!(
         preview["vmNames"],
-        json!(["team-a-shop-web-01", "team-a-shop-web-02", "team-a-shop-web-03"])
+        json!([
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ])
     );
     assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 0);
 
     let (code, out, err) = env
         .plugin(
             "bob",
-            &["approve", ticket, "--cluster", "test-2", "--reason", "capacity ok"],
+            &[
+                "approve",
+                ticket,
+                "--cluster",
+                "test-2",
+                "--reason",
+                "capacity ok",
+            ],
         )
         .await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("approved") && out.contains("team-a-shop-web-03"), "{out}");
+    assert!(
+        out.contains("approved") && out.contains("team-a-shop-web-03"),
+        "{out}"
+    );
     let request = phase(&env, "vmrequests", "r1", "Approved").await;
     let vms = request["status"]["vms"].as_array().unwrap();
     assert_eq!(vms.len(), 3, "{request:#}");
@@ -291,13 +312,22 @@ async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgCon
     assert_eq!(code, 6, "{err}");
     let (code, out, _) = env.plugin("alice", &["vms"]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("team-a-shop-web-01") && out.contains("test-2"), "{out}");
+    assert!(
+        out.contains("team-a-shop-web-01") && out.contains("test-2"),
+        "{out}"
+    );
     let (code, out, err) = env
         .plugin("admin", &["audit", "--action", "approval.", "-o", "yaml"])
         .await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("approval.approve") && out.contains("bob"), "{out}");
+    assert!(
+        out.contains("approval.approve") && out.contains("bob"),
+        "{out}"
+    );
     let (code, out, _) = env.plugin("bob", &["whoami"]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("Username: bob") && out.contains("approver"), "{out}");
+    assert!(
+        out.contains("Username: bob") && out.contains("approver"),
+        "{out}"
+    );
 }

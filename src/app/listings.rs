@@ -31,7 +31,7 @@ pub struct Page<T, K> {
     pub next: Option<K>,
 }
 
-/// The keyset of tickets, VMs and bindings.
+/// The keyset of tickets and bindings.
 pub type TimeKey = (DateTime<Utc>, Uuid);
 
 /// Fills a page with rows `keep` accepts, fetching batches after `after` until the page
@@ -155,9 +155,9 @@ pub async fn vms(
     pool: &PgPool,
     caller: &Caller,
     filter: VmFilter,
-    after: Option<TimeKey>,
+    after: Option<(DateTime<Utc>, String)>,
     limit: usize,
-) -> Result<Page<VmListRow, TimeKey>, AppError> {
+) -> Result<Page<VmListRow, (DateTime<Utc>, String)>, AppError> {
     let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
     visible_page(
         limit,
@@ -173,7 +173,7 @@ pub async fn vms(
                 env_of(&v.environment),
             )
         },
-        |v| (v.created_at, v.id),
+        |v| (v.created_at, v.name.clone()),
     )
     .await
 }
@@ -194,7 +194,13 @@ pub async fn systems(
                 db::services::list_systems(&mut *pool.acquire().await?, after.as_deref(), n).await
             }
         },
-        |s| viewer.allows(Permission::SystemRead, Some(&system_ref(s.id, &s.name)), None),
+        |s| {
+            viewer.allows(
+                Permission::SystemRead,
+                Some(&system_ref(s.id, &s.name)),
+                None,
+            )
+        },
         |s| s.name.clone(),
     )
     .await
@@ -232,8 +238,13 @@ pub async fn services(
             let (pool, system) = (pool.clone(), system.clone());
             async move {
                 let after = after.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
-                db::services::list_services(&mut *pool.acquire().await?, system.as_deref(), after, n)
-                    .await
+                db::services::list_services(
+                    &mut *pool.acquire().await?,
+                    system.as_deref(),
+                    after,
+                    n,
+                )
+                .await
             }
         },
         |s| {
@@ -249,10 +260,7 @@ pub async fn services(
 }
 
 /// The environments whose audit rows the caller may read; `Forbidden` when none.
-pub async fn audit_environments(
-    pool: &PgPool,
-    caller: &Caller,
-) -> Result<Vec<String>, AppError> {
+pub async fn audit_environments(pool: &PgPool, caller: &Caller) -> Result<Vec<String>, AppError> {
     let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
     let allowed: Vec<String> = Environment::ALL
         .into_iter()
@@ -279,8 +287,13 @@ pub async fn audit(
     limit: usize,
 ) -> Result<Page<AuditRow, i64>, AppError> {
     filter.readable_environments = audit_environments(pool, caller).await?;
-    let mut rows =
-        db::audit::query(&mut *pool.acquire().await?, &filter, after, limit as i64 + 1).await?;
+    let mut rows = db::audit::query(
+        &mut *pool.acquire().await?,
+        &filter,
+        after,
+        limit as i64 + 1,
+    )
+    .await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| r.id)

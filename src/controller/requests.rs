@@ -117,11 +117,13 @@ async fn apply(
     .await?;
     // A decision may come through the REST API, which does not touch this object: look
     // again soon while the ticket waits for one.
-    Ok(Action::requeue(if status == TicketStatus::PendingApproval {
-        PENDING_RESYNC
-    } else {
-        RESYNC
-    }))
+    Ok(Action::requeue(
+        if status == TicketStatus::PendingApproval {
+            PENDING_RESYNC
+        } else {
+            RESYNC
+        },
+    ))
 }
 
 async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {

@@ -84,11 +84,12 @@ pub struct VmFilter {
     pub status: Option<String>,
 }
 
-/// Up to `limit` live VMs after the key `(created_at, id)`, oldest first.
+/// Up to `limit` live VMs after the key `(created_at, name)`, oldest first (live names are
+/// unique, and one approval's VMs share a creation time).
 pub async fn list(
     conn: &mut PgConnection,
     filter: &VmFilter,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: Option<(DateTime<Utc>, String)>,
     limit: i64,
 ) -> sqlx::Result<Vec<VmListRow>> {
     let (after_at, after_id) = after.unzip();
@@ -107,8 +108,8 @@ pub async fn list(
              AND ($2::text IS NULL OR s.name = $2)
              AND ($3::text IS NULL OR n.environment = $3)
              AND ($4::text IS NULL OR v.status = $4)
-             AND ($5::timestamptz IS NULL OR (v.created_at, v.id) > ($5, $6::uuid))
-           ORDER BY v.created_at, v.id
+             AND ($5::timestamptz IS NULL OR (v.created_at, v.name) > ($5, $6::text))
+           ORDER BY v.created_at, v.name
            LIMIT $7"#,
         filter.system,
         filter.service,

@@ -325,7 +325,10 @@ spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
             .args(args)
             .env("PATH", path)
             .env("HOME", self.dir.path())
-            .env("KUBECONFIG", self.dir.path().join(format!("{user}.kubeconfig")))
+            .env(
+                "KUBECONFIG",
+                self.dir.path().join(format!("{user}.kubeconfig")),
+            )
             .env("SHEPHERD_API_URL", format!("https://{api}"))
             .env("SHEPHERD_API_CA", &ca)
             .stdin(Stdio::null())

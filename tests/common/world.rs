@@ -1,15 +1,15 @@
 //! A small platform for use-case tests: roles, catalog, users and a System with a Service.
 
+use shepherd::api::cluster;
 use shepherd::api::{EnvironmentName, instance_size, vm_namespace, vm_template};
 use shepherd::app::access::{Caller, SystemRef};
 use shepherd::app::requests::VmRequestInput;
+use shepherd::app::requests::submit_vm_request;
 use shepherd::app::systems::{register_service, register_system};
 use shepherd::app::{catalog, seed};
 use shepherd::db;
 use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
-use shepherd::api::cluster;
-use shepherd::app::requests::submit_vm_request;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -154,4 +154,3 @@ pub async fn pending(pool: &PgPool, count: i32) -> Uuid {
         .unwrap()
         .ticket_id
 }
-

@@ -126,11 +126,12 @@ pub async fn export(
             let page = listings::audit(&pool, &caller, filter, after, EXPORT_BATCH).await?;
             let mut chunk = Vec::new();
             for row in page.items {
-                serde_json::to_writer(&mut chunk, &record(row))
-                    .map_err(|e| crate::app::AppError::Invalid {
+                serde_json::to_writer(&mut chunk, &record(row)).map_err(|e| {
+                    crate::app::AppError::Invalid {
                         field: "audit_log.details".into(),
                         rule: e.to_string(),
-                    })?;
+                    }
+                })?;
                 chunk.push(b'\n');
             }
             Ok::<_, crate::app::AppError>(Some((chunk, page.next)))

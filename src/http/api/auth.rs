@@ -92,10 +92,7 @@ impl TokenReviewer {
             }),
             _ => Err(format!(
                 "the bearer token was not accepted by the management cluster{}",
-                status
-                    .error
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
+                status.error.map(|e| format!(": {e}")).unwrap_or_default()
             )),
         })
     }

@@ -90,9 +90,13 @@ impl From<AppError> for ApiError {
                 err.to_string(),
                 json!({"kind": what, "name": id}),
             ),
-            AppError::Conflict(_) => Self::new(StatusCode::CONFLICT, err.to_string(), Value::Null),
+            AppError::Conflict(message) => {
+                Self::new(StatusCode::CONFLICT, message.clone(), Value::Null)
+            }
             AppError::Invalid { field, rule } => Self::invalid(field, rule.clone()),
-            AppError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, err.to_string(), Value::Null),
+            AppError::Forbidden(message) => {
+                Self::new(StatusCode::FORBIDDEN, message.clone(), Value::Null)
+            }
             AppError::Database(
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed

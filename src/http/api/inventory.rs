@@ -25,7 +25,11 @@ pub async fn whoami(
     State(state): State<ApiState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<Whoami>, ApiError> {
-    let mut conn = state.pool.acquire().await.map_err(crate::app::AppError::from)?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(crate::app::AppError::from)?;
     let viewer = Viewer::load(&mut conn, &caller).await?;
     Ok(Json(Whoami {
         bindings: viewer
@@ -92,7 +96,9 @@ pub async fn systems(
     }))
 }
 
-fn service_page(page: listings::Page<crate::db::services::InventoryRow, (String, String)>) -> ServicePage {
+fn service_page(
+    page: listings::Page<crate::db::services::InventoryRow, (String, String)>,
+) -> ServicePage {
     ServicePage {
         next_cursor: Paging::cursor(page.next.as_ref()),
         items: page
@@ -133,8 +139,14 @@ pub async fn system_services(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<ServicePage>, ApiError> {
     let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
-    let page =
-        listings::services(&state.pool, &caller, Some(system), paging.after, paging.limit).await?;
+    let page = listings::services(
+        &state.pool,
+        &caller,
+        Some(system),
+        paging.after,
+        paging.limit,
+    )
+    .await?;
     Ok(Json(service_page(page)))
 }
 

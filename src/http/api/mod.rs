@@ -165,15 +165,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tickets/{id}/reject", post(tickets::reject))
         .route("/api/v1/tickets/{id}/cancel", post(tickets::cancel))
         .route("/api/v1/systems", get(inventory::systems))
-        .route("/api/v1/systems/{system}/services", get(inventory::system_services))
+        .route(
+            "/api/v1/systems/{system}/services",
+            get(inventory::system_services),
+        )
         .route("/api/v1/services", get(inventory::services))
         .route("/api/v1/vms", get(inventory::vms))
         .route("/api/v1/audit", get(audit::query))
         .route("/api/v1/audit/export", get(audit::export))
         .route("/api/v1/rbac/roles", get(rbac::roles))
-        .route("/api/v1/rbac/bindings", get(rbac::bindings).post(rbac::create_binding))
+        .route(
+            "/api/v1/rbac/bindings",
+            get(rbac::bindings).post(rbac::create_binding),
+        )
         .route("/api/v1/rbac/bindings/{id}", delete(rbac::delete_binding))
-        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint", serde_json::Value::Null) })
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "no such endpoint",
+                serde_json::Value::Null,
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -78,13 +78,13 @@ pub async fn create_binding(
     ApiJson(body): ApiJson<NewRoleBinding>,
 ) -> Result<impl IntoResponse, ApiError> {
     listings::require_rbac_manage(&state.pool, &caller).await?;
-    let kind: SubjectKind = body
-        .subject
-        .kind
-        .parse()
-        .map_err(|e: crate::domain::subject::SubjectError| {
-            ApiError::invalid("subject.kind", e.to_string())
-        })?;
+    let kind: SubjectKind =
+        body.subject
+            .kind
+            .parse()
+            .map_err(|e: crate::domain::subject::SubjectError| {
+                ApiError::invalid("subject.kind", e.to_string())
+            })?;
     if body.subject.name.trim().is_empty() {
         return Err(ApiError::invalid("subject.name", "must not be empty"));
     }

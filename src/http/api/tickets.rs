@@ -73,7 +73,10 @@ pub(super) fn ticket_dto(row: TicketListRow, vms: Vec<VmSummary>) -> Ticket {
     }
 }
 
-fn known<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<Option<String>, ApiError>
+fn known<T: std::str::FromStr>(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError>
 where
     T::Err: std::fmt::Display,
 {
@@ -122,7 +125,11 @@ pub async fn list(
     }))
 }
 
-async fn fetch(state: &ApiState, caller: &crate::app::access::Caller, id: Uuid) -> Result<Ticket, ApiError> {
+async fn fetch(
+    state: &ApiState,
+    caller: &crate::app::access::Caller,
+    id: Uuid,
+) -> Result<Ticket, ApiError> {
     let (row, vms) = listings::ticket(&state.pool, caller, id).await?;
     Ok(ticket_dto(row, vms))
 }
