@@ -222,6 +222,62 @@ async fn other_environment_and_rejection(opts: PgPoolOptions, connect: PgConnect
 }
 
 #[sqlx::test(migrations = false)]
+async fn of_two_racing_approvals_one_applies_and_the_other_says_why_not(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 2)))
+        .await;
+    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    // With the reconcilers paused, both Approvals pass admission (the ticket is pending for
+    // both); then the reconcilers decide them concurrently.
+    env.start_shepherd_with("webhook-only", false).await;
+    let both = format!(
+        "{}---\n{}",
+        approval("a1", "r1", "approve", ""),
+        approval("a2", "r1", "reject", "")
+    );
+    env.kubectl_ok("bob", &["apply", "-f", "-"], Some(&both))
+        .await;
+    env.start_shepherd("replica-2").await;
+    let mut outcomes = Vec::new();
+    for name in ["a1", "a2"] {
+        let obj = env
+            .wait_for("approvals", Some("apps"), name, |o| {
+                matches!(
+                    o.pointer("/status/phase").and_then(Value::as_str),
+                    Some("Applied" | "Refused")
+                )
+            })
+            .await;
+        outcomes.push(obj["status"].clone());
+    }
+    let applied: Vec<&Value> = outcomes
+        .iter()
+        .filter(|s| s["phase"] == "Applied")
+        .collect();
+    let refused: Vec<&Value> = outcomes
+        .iter()
+        .filter(|s| s["phase"] == "Refused")
+        .collect();
+    assert_eq!((applied.len(), refused.len()), (1, 1), "{outcomes:#?}");
+    let condition = &refused[0]["conditions"][0];
+    assert_eq!(condition["type"], "Applied");
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "AlreadyDecided", "{condition:#}");
+    assert!(
+        condition["message"].as_str().unwrap().contains("already"),
+        "{condition:#}"
+    );
+    let vms = count(&env.db.pool, "SELECT count(*) FROM vms").await;
+    let jobs = count(&env.db.pool, "SELECT count(*) FROM river_job").await;
+    assert!(vms == 0 || vms == 2, "one decision's worth of VMs: {vms}");
+    assert_eq!(jobs, vms, "one job per VM, none for a rejection");
+}
+
+#[sqlx::test(migrations = false)]
 async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgConnectOptions) {
     let env = start(setup(opts, connect).await).await;
     ready(&env).await;

@@ -132,6 +132,12 @@ pub async fn start(db: TestDb) -> Env {
 
 impl Env {
     pub async fn start_shepherd(&mut self, identity: &str) {
+        self.start_shepherd_with(identity, true).await;
+    }
+
+    /// Replaces the running process with one that serves the webhook and the REST API and,
+    /// when `controllers`, runs the reconcilers.
+    pub async fn start_shepherd_with(&mut self, identity: &str, controllers: bool) {
         let mut lease = LeaseConfig::new(
             "kubevirt-shepherd",
             "kubevirt-shepherd-controller",
@@ -151,7 +157,7 @@ impl Env {
                 config: ApiConfig::default(),
             }),
             health_addr: None,
-            controllers: true,
+            controllers,
             lease,
         };
         let client = self.sim.kube_client("admin").unwrap();
