@@ -448,6 +448,9 @@ fn ticket_detail(t: &Ticket) -> String {
             t.decision_reason.clone().unwrap_or_default()
         ));
     }
+    if let Some(vm) = &t.vm {
+        out.push_str(&format!("VM:         {vm}\n"));
+    }
     if let Some(cluster) = &t.cluster {
         out.push_str(&format!("Cluster:    {cluster}\n"));
     }

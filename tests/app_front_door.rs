@@ -9,7 +9,7 @@ use shepherd::api::{EnvironmentName, cluster, vm_namespace, vm_template};
 use shepherd::app::AppError;
 use shepherd::app::access::{Caller, Check, SystemRef, authorize};
 use shepherd::app::catalog;
-use shepherd::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request};
+use shepherd::app::requests::{VmRequestInput, cancel_for_deleted_object, submit_vm_request};
 use shepherd::app::systems::{check_service_creation, check_system_deletion, register_system};
 use shepherd::db;
 use shepherd::domain::permissions::Permission;
@@ -330,15 +330,21 @@ async fn deleting_a_pending_request_cancels_its_ticket_once(
         .await
         .unwrap();
     assert_eq!(
-        cancel_vm_request(&t.pool, "alice", "r1").await.unwrap(),
+        cancel_for_deleted_object(&t.pool, "alice", "r1", "VmRequest")
+            .await
+            .unwrap(),
         Some(TicketStatus::Cancelled)
     );
     assert_eq!(
-        cancel_vm_request(&t.pool, "alice", "r1").await.unwrap(),
+        cancel_for_deleted_object(&t.pool, "alice", "r1", "VmRequest")
+            .await
+            .unwrap(),
         Some(TicketStatus::Cancelled)
     );
     assert_eq!(
-        cancel_vm_request(&t.pool, "alice", "never").await.unwrap(),
+        cancel_for_deleted_object(&t.pool, "alice", "never", "VmRequest")
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(

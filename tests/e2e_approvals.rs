@@ -387,3 +387,92 @@ async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgCon
         "{out}"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn vm_operations_open_tickets_that_approvals_decide(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 1)))
+        .await;
+    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    env.kubectl_ok(
+        "bob",
+        &["apply", "-f", "-"],
+        Some(&approval("a1", "r1", "approve", "")),
+    )
+    .await;
+    phase(&env, "vmrequests", "r1", "Approved").await;
+    let vm_operation = |name: &str, vm: &str, operation: &str| {
+        format!(
+            "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmOperation\nmetadata: {{name: {name}, namespace: apps}}\n\
+             spec: {{vm: {vm}, operation: {operation}, cloneName: web-copy, reason: \"a copy for debugging\"}}\n"
+        )
+    };
+
+    // Admission already refuses an operation on a VM that does not exist, and one alice
+    // may not perform (operators do not delete).
+    let (ok, _, err) = env
+        .kubectl(
+            "alice",
+            &["apply", "-f", "-"],
+            Some(&vm_operation("o0", "nope", "stop")),
+        )
+        .await;
+    assert!(!ok && err.contains("vm nope not found"), "{err}");
+    let (ok, _, err) = env
+        .kubectl(
+            "alice",
+            &["apply", "-f", "-"],
+            Some(&vm_operation("o0", "team-a-shop-web-01", "delete")),
+        )
+        .await;
+    assert!(!ok && err.contains("vm:delete"), "{err}");
+
+    // A stop in test needs no approver: approved at once, its job queued.
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_operation("o1", "team-a-shop-web-01", "stop")),
+    )
+    .await;
+    let stop = phase(&env, "vmoperations", "o1", "Approved").await;
+    assert_eq!(
+        stop.pointer("/status/approver"),
+        Some(&json!("system:approval-policy"))
+    );
+
+    // A clone waits for bob, who approves it with an Approval naming the VmOperation.
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_operation("o2", "team-a-shop-web-01", "clone")),
+    )
+    .await;
+    let pending = phase(&env, "vmoperations", "o2", "PendingApproval").await;
+    let ticket = pending["status"]["ticketId"].as_str().unwrap().to_string();
+    let (code, out, err) = env.plugin("bob", &["pending"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&ticket) && out.contains("clone"), "{out}");
+    let on_operation =
+        approval("a2", "o2", "approve", "").replace("kind: VmRequest", "kind: VmOperation");
+    env.kubectl_ok("bob", &["apply", "-f", "-"], Some(&on_operation))
+        .await;
+    phase(&env, "approvals", "a2", "Applied").await;
+    let approved = phase(&env, "vmoperations", "o2", "Approved").await;
+    assert_eq!(approved.pointer("/status/approver"), Some(&json!("bob")));
+    assert_eq!(
+        approved.pointer("/status/vms/0/name"),
+        Some(&json!("team-a-shop-web-01"))
+    );
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM river_job WHERE kind = 'vm_operate'"
+        )
+        .await,
+        2
+    );
+}

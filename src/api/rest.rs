@@ -79,7 +79,10 @@ pub struct Ticket {
     pub approver: Option<String>,
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// Where the VMs are placed (create), or where the VM lives (operations).
     pub cluster: Option<String>,
+    /// The VM a day-2 operation acts on; absent for create.
+    pub vm: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The VMs the ticket created (in `get` and decision answers; empty in lists).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

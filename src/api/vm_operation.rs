@@ -59,6 +59,22 @@ pub enum OperationName {
     Delete,
 }
 
+impl From<OperationName> for crate::domain::ticket::Operation {
+    fn from(name: OperationName) -> Self {
+        use crate::domain::ticket::Operation;
+        match name {
+            OperationName::Start => Operation::Start,
+            OperationName::Stop => Operation::Stop,
+            OperationName::Restart => Operation::Restart,
+            OperationName::Migrate => Operation::Migrate,
+            OperationName::Snapshot => Operation::Snapshot,
+            OperationName::Restore => Operation::Restore,
+            OperationName::Clone => Operation::Clone,
+            OperationName::Delete => Operation::Delete,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VmOperationStatus {
@@ -68,6 +84,17 @@ pub struct VmOperationStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    /// The VM the operation acts on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<super::vm_request::VmRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -103,17 +103,31 @@ impl ShepherdPolicy {
         }
     }
 
-    /// The ticket an Approval targets, when its VmRequest exists and has one already
-    /// (otherwise the reconciler decides later).
+    /// The ticket an Approval targets, when its VmRequest or VmOperation exists and has one
+    /// already (otherwise the reconciler decides later).
     async fn approval_ticket(&self, input: &AdmissionInput) -> Option<uuid::Uuid> {
+        use crate::api::approval::TargetKind;
         let spec: crate::api::ApprovalSpec = spec_of(input.object.as_ref()).ok()?;
-        if spec.target.kind != crate::api::approval::TargetKind::VmRequest {
-            return None;
-        }
-        let requests: kube::Api<crate::api::VmRequest> =
-            kube::Api::namespaced(self.client.clone()?, input.namespace.as_deref()?);
-        let request = requests.get_opt(&spec.target.name).await.ok()??;
-        request.status?.ticket_id?.parse().ok()
+        let (client, ns) = (self.client.clone()?, input.namespace.as_deref()?);
+        let ticket_id = match spec.target.kind {
+            TargetKind::VmRequest => {
+                kube::Api::<crate::api::VmRequest>::namespaced(client, ns)
+                    .get_opt(&spec.target.name)
+                    .await
+                    .ok()??
+                    .status?
+                    .ticket_id
+            }
+            TargetKind::VmOperation => {
+                kube::Api::<crate::api::VmOperation>::namespaced(client, ns)
+                    .get_opt(&spec.target.name)
+                    .await
+                    .ok()??
+                    .status?
+                    .ticket_id
+            }
+        };
+        ticket_id?.parse().ok()
     }
 
     async fn check_input(&self, input: &AdmissionInput) -> Result<Vec<String>, AppError> {
@@ -159,6 +173,21 @@ impl ShepherdPolicy {
                 let resolved = validate_vm_request(&mut conn, &caller, &request).await?;
                 check_duplicate(&mut conn, &caller, &request, &resolved).await?;
             }
+            ("VmOperation", Operation::Create) => {
+                let spec: crate::api::VmOperationSpec = spec_of(input.object.as_ref())?;
+                let operation = crate::app::operations::VmOperationInput {
+                    uid: uid_of(input.object.as_ref()),
+                    object_namespace: input.namespace.clone().unwrap_or_default(),
+                    object_name: input.name.clone(),
+                    vm: spec.vm,
+                    operation: spec.operation.into(),
+                    reason: spec.reason,
+                    snapshot: spec.snapshot,
+                    clone_name: spec.clone_name,
+                };
+                crate::app::operations::validate_vm_operation(&mut conn, &caller, &operation)
+                    .await?;
+            }
             (
                 "Cluster" | "VmNamespace",
                 Operation::Create | Operation::Update | Operation::Delete,
@@ -196,9 +225,8 @@ impl ShepherdPolicy {
                     super::approvals::check_decision(&mut conn, &caller, ticket).await?;
                 }
             }
-            // Updates of Systems, Services and VmRequests are status writes or immutable
-            // specs (CEL); deleting a VmRequest cancels its ticket. VmOperation and Approval
-            // checks come with the approval workflow.
+            // Updates of Systems, Services, VmRequests and VmOperations are status writes or
+            // immutable specs (CEL); deleting a VmRequest or VmOperation cancels its ticket.
             _ => {}
         }
         Ok(warnings)

@@ -17,7 +17,7 @@ use crate::domain::placement::{self, ClusterFacts, Health, Needs};
 use crate::domain::resources::{FinalResources, ResourceOverrides, SizeShape, final_resources};
 use crate::domain::ticket::{Operation, TicketStatus, check_transition};
 use crate::domain::vm_name::vm_name;
-use crate::jobs::args::ProvisionVm;
+use crate::jobs::args::{OperateVm, ProvisionVm};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -147,7 +147,7 @@ async fn plan(
         return Err(invalid(
             "ticket",
             format!(
-                "approving {} tickets is not supported yet",
+                "a {} ticket has no placement or resources to preview; approve or reject it",
                 ticket.operation
             ),
         ));
@@ -317,6 +317,9 @@ pub async fn approve(
         .map_err(|e| invalid("tickets.status", e))?;
     check_transition(current, TicketStatus::Approved)
         .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    if ticket.operation != Operation::Create.as_str() {
+        return approve_operation(pool, river, tx, caller, &ticket, env, reason, overrides).await;
+    }
     let plan = plan(&mut tx, &ticket, env, overrides).await?;
     // The conditional UPDATE is the serialisation point: a concurrent decider waits on the
     // row lock, then finds the ticket decided.
@@ -433,6 +436,85 @@ pub async fn approve(
         cluster: plan.cluster.name,
         vms,
         warnings: plan.warnings,
+    })
+}
+
+/// Approves a day-2 operation: the decision, its River job (the ticket id only), a domain
+/// event and the audit row, in the transaction `tx` the caller opened.
+#[allow(clippy::too_many_arguments)]
+async fn approve_operation(
+    pool: &PgPool,
+    river: &riverqueue::Client,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    caller: &Caller,
+    ticket: &TicketDetail,
+    env: Environment,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Approved, AppError> {
+    if overrides != &Overrides::default() {
+        return Err(invalid(
+            "overrides",
+            format!(
+                "overrides apply to create tickets; this is a {} ticket",
+                ticket.operation
+            ),
+        ));
+    }
+    let ticket_id = ticket.id;
+    if db::tickets::decide(
+        &mut tx,
+        ticket_id,
+        TicketStatus::PendingApproval.as_str(),
+        TicketStatus::Approved.as_str(),
+        &caller.username,
+        reason,
+    )
+    .await?
+    .is_none()
+    {
+        drop(tx);
+        return Err(super::tickets::lost_race(pool, ticket_id).await);
+    }
+    river.insert(OperateVm { ticket_id }).tx(&mut tx).await?;
+    db::events::insert(
+        &mut tx,
+        "ticket",
+        ticket_id,
+        "approval.approve",
+        "Processing",
+        &json!({"ticket_id": ticket_id, "approver": caller.username, "operation": ticket.operation}),
+    )
+    .await?;
+    let mut entry = AuditEntry::new(
+        "approval.approve",
+        &caller.username,
+        "ticket",
+        ticket_id,
+        &ticket.operation,
+    )
+    .environment(env.as_str())
+    .details(json!({"reason": reason, "requester": ticket.requester, "request": ticket.request}));
+    if let Some(vm_id) = ticket.vm_id {
+        entry = entry.parent("vm", vm_id);
+    }
+    db::audit::append(&mut tx, &entry).await?;
+    let vms = match ticket.vm_id {
+        Some(vm_id) => db::vms::summary(&mut tx, vm_id)
+            .await?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    tx.commit().await?;
+    Ok(Approved {
+        ticket_id,
+        cluster: vms
+            .first()
+            .and_then(|v: &VmSummary| v.cluster.clone())
+            .unwrap_or_default(),
+        vms,
+        warnings: Vec::new(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod inventory;
 pub mod listings;
 pub mod migrate;
+pub mod operations;
 pub mod rbac;
 pub mod requests;
 pub mod seed;

@@ -174,7 +174,7 @@ pub async fn check_duplicate(
     Ok(())
 }
 
-/// The recorded ticket of a VmRequest.
+/// The recorded ticket of a VmRequest or VmOperation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submission {
     pub ticket_id: Uuid,
@@ -309,22 +309,24 @@ pub async fn submit_vm_request(
     })
 }
 
-/// Cancels the pending ticket of a deleted VmRequest. Returns the ticket's state afterwards
-/// (None when the object never got a ticket). A decided ticket is left as it is.
-pub async fn cancel_vm_request(
+/// Cancels the pending ticket of a deleted VmRequest or VmOperation (`kind`). Returns the
+/// ticket's state afterwards (None when the object never got a ticket). A decided ticket is
+/// left as it is.
+pub async fn cancel_for_deleted_object(
     pool: &PgPool,
     actor: &str,
     uid: &str,
+    kind: &str,
 ) -> Result<Option<TicketStatus>, AppError> {
     let mut tx = pool.begin().await?;
     let Some(ticket) = db::tickets::by_request_uid(&mut tx, uid).await? else {
         return Ok(None);
     };
-    const REASON: &str = "the VmRequest was deleted";
-    let Some(cancelled) = db::tickets::cancel(&mut tx, ticket.id, REASON).await? else {
+    let reason = format!("the {kind} was deleted");
+    let Some(cancelled) = db::tickets::cancel(&mut tx, ticket.id, &reason).await? else {
         return Ok(Some(parse_status(&ticket.status)?));
     };
-    super::tickets::record_cancellation(&mut tx, &cancelled, actor, REASON).await?;
+    super::tickets::record_cancellation(&mut tx, &cancelled, actor, &reason).await?;
     tx.commit().await?;
     Ok(Some(TicketStatus::Cancelled))
 }
@@ -354,6 +356,13 @@ pub async fn ticket_view(pool: &PgPool, ticket_id: Uuid) -> Result<TicketView, A
         environment: parse_env(&ticket.environment)?,
         approver: ticket.approver,
         decision_reason: ticket.decision_reason,
-        vms: db::vms::for_ticket(&mut conn, ticket_id).await?,
+        // A create ticket lists the VMs it made; an operation ticket the VM it acts on.
+        vms: match ticket.vm_id {
+            Some(vm_id) => db::vms::summary(&mut conn, vm_id)
+                .await?
+                .into_iter()
+                .collect(),
+            None => db::vms::for_ticket(&mut conn, ticket_id).await?,
+        },
     })
 }

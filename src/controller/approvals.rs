@@ -1,11 +1,12 @@
-//! The Approval reconciler: a signed decision by an approver on the ticket of a VmRequest in
-//! the same namespace. Applied once; the outcome stays in status (the spec is immutable).
+//! The Approval reconciler: a signed decision by an approver on the ticket of a VmRequest or
+//! VmOperation in the same namespace. Applied once; the outcome stays in status (the spec is
+//! immutable).
 
 use super::requests::report_ticket;
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{Context, RESYNC, ReconcileError, done, verified_caller};
 use crate::api::approval::{DecisionName, TargetKind};
-use crate::api::{Approval, VmRequest};
+use crate::api::{Approval, VmOperation, VmRequest};
 use crate::app::AppError;
 use crate::app::approvals::{approve, reject};
 use kube::runtime::controller::Action;
@@ -85,25 +86,23 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
             .await;
         }
     };
-    if obj.spec.target.kind != TargetKind::VmRequest {
-        let message = "approving VmOperations is not supported yet".to_string();
-        return finish(
-            ctx,
-            &api,
-            obj,
-            Outcome::Refused {
-                reason: "Unsupported",
-                message,
-            },
-        )
-        .await;
-    }
-    let requests: Api<VmRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(request) = requests.get_opt(&obj.spec.target.name).await? else {
-        let message = format!(
-            "VmRequest {ns}/{} does not exist (yet)",
-            obj.spec.target.name
-        );
+    let target = &obj.spec.target.name;
+    let kind = match obj.spec.target.kind {
+        TargetKind::VmRequest => "VmRequest",
+        TargetKind::VmOperation => "VmOperation",
+    };
+    let target_status = match obj.spec.target.kind {
+        TargetKind::VmRequest => Api::<VmRequest>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(target)
+            .await?
+            .map(|o| serde_json::to_value(o.status).unwrap_or_default()),
+        TargetKind::VmOperation => Api::<VmOperation>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(target)
+            .await?
+            .map(|o| serde_json::to_value(o.status).unwrap_or_default()),
+    };
+    let Some(target_status) = target_status else {
+        let message = format!("{kind} {ns}/{target} does not exist (yet)");
         patch_status(
             &api,
             &obj.name_any(),
@@ -112,13 +111,12 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         .await?;
         return Ok(Action::requeue(RESYNC));
     };
-    let Some(ticket) = request
-        .status
-        .as_ref()
-        .and_then(|s| s.ticket_id.clone())
+    let Some(ticket) = target_status
+        .get("ticketId")
+        .and_then(|t| t.as_str())
         .and_then(|t| t.parse().ok())
     else {
-        let message = format!("VmRequest {ns}/{} has no ticket yet", obj.spec.target.name);
+        let message = format!("{kind} {ns}/{target} has no ticket yet");
         patch_status(
             &api,
             &obj.name_any(),
@@ -127,6 +125,11 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         .await?;
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     };
+    let requester = target_status
+        .get("requester")
+        .and_then(|r| r.as_str())
+        .unwrap_or_default()
+        .to_string();
     let result = match obj.spec.decision {
         DecisionName::Approve => {
             let overrides = obj.spec.overrides.clone().unwrap_or_default();
@@ -145,7 +148,11 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
                     message: format!(
                         "ticket {ticket} approved: {} on cluster {}",
                         names.join(", "),
-                        a.cluster
+                        if a.cluster.is_empty() {
+                            "-"
+                        } else {
+                            &a.cluster
+                        }
                     ),
                     warnings: a.warnings,
                 }
@@ -173,12 +180,21 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         },
     };
     if matches!(outcome, Outcome::Applied { .. }) {
-        let requester = request
-            .status
-            .as_ref()
-            .and_then(|s| s.requester.clone())
-            .unwrap_or_default();
-        report_ticket(ctx, &requests, &request, &requester, ticket).await?;
+        // Show the decision on the target right away rather than at its next resync.
+        match obj.spec.target.kind {
+            TargetKind::VmRequest => {
+                let api = Api::<VmRequest>::namespaced(ctx.client.clone(), &ns);
+                if let Some(o) = api.get_opt(target).await? {
+                    report_ticket(ctx, &api, &o, &requester, ticket).await?;
+                }
+            }
+            TargetKind::VmOperation => {
+                let api = Api::<VmOperation>::namespaced(ctx.client.clone(), &ns);
+                if let Some(o) = api.get_opt(target).await? {
+                    report_ticket(ctx, &api, &o, &requester, ticket).await?;
+                }
+            }
+        }
     }
     finish(ctx, &api, obj, outcome).await
 }

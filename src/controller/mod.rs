@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod catalog;
 pub mod lease;
+pub mod operations;
 pub mod requests;
 pub mod status;
 pub mod systems;
@@ -162,6 +163,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         controller!(crate::api::System, systems::reconcile_system),
         controller!(crate::api::Service, systems::reconcile_service),
         controller!(crate::api::VmRequest, requests::reconcile),
+        controller!(crate::api::VmOperation, operations::reconcile),
         controller!(crate::api::Approval, approvals::reconcile),
         controller!(crate::api::VmNamespace, catalog::reconcile_namespace),
         controller!(crate::api::Cluster, catalog::reconcile_cluster),

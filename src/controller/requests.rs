@@ -8,11 +8,15 @@ use super::status::{
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
 use crate::api::VmRequest;
 use crate::app::AppError;
-use crate::app::requests::{VmRequestInput, cancel_vm_request, submit_vm_request, ticket_view};
+use crate::app::requests::{
+    VmRequestInput, cancel_for_deleted_object, submit_vm_request, ticket_view,
+};
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -49,23 +53,38 @@ fn input(req: &VmRequest) -> Result<VmRequestInput, ReconcileError> {
     })
 }
 
-fn next_step(status: TicketStatus) -> &'static str {
-    match status {
-        TicketStatus::PendingApproval => {
+/// What happens next, for a ticket that creates VMs or one that operates on a VM.
+fn next_step(status: TicketStatus, creates: bool) -> &'static str {
+    match (status, creates) {
+        (TicketStatus::PendingApproval, _) => {
             "waiting for a holder of approval:approve for this system and environment to decide"
         }
-        TicketStatus::Approved => "approved: the VMs will be created",
-        TicketStatus::Rejected => "rejected by an approver",
-        TicketStatus::Cancelled => "cancelled",
-        TicketStatus::Executing => "creating the VMs",
-        TicketStatus::Succeeded => "all VMs created",
-        TicketStatus::PartiallySucceeded => "some VMs could not be created",
-        TicketStatus::Failed => "the VMs could not be created",
+        (TicketStatus::Approved, true) => "approved: the VMs will be created",
+        (TicketStatus::Approved, false) => "approved: the operation is queued",
+        (TicketStatus::Rejected, _) => "rejected by an approver",
+        (TicketStatus::Cancelled, _) => "cancelled",
+        (TicketStatus::Executing, true) => "creating the VMs",
+        (TicketStatus::Executing, false) => "carrying out the operation",
+        (TicketStatus::Succeeded, true) => "all VMs created",
+        (TicketStatus::Succeeded, false) => "done",
+        (TicketStatus::PartiallySucceeded, _) => "some VMs could not be created",
+        (TicketStatus::Failed, true) => "the VMs could not be created",
+        (TicketStatus::Failed, false) => "the operation failed",
     }
 }
 
-/// How soon a VmRequest whose ticket is pending is looked at again.
-const PENDING_RESYNC: std::time::Duration = std::time::Duration::from_secs(3);
+/// How soon an object whose ticket is pending is looked at again: a decision may come
+/// through the REST API, which does not touch the object.
+pub(crate) const PENDING_RESYNC: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The requeue after reporting a ticket in this state.
+pub(crate) fn resync_after(status: TicketStatus) -> Action {
+    Action::requeue(if status == TicketStatus::PendingApproval {
+        PENDING_RESYNC
+    } else {
+        RESYNC
+    })
+}
 
 async fn apply(
     api: &Api<VmRequest>,
@@ -115,22 +134,15 @@ async fn apply(
         submission.ticket_id,
     )
     .await?;
-    // A decision may come through the REST API, which does not touch this object: look
-    // again soon while the ticket waits for one.
-    Ok(Action::requeue(
-        if status == TicketStatus::PendingApproval {
-            PENDING_RESYNC
-        } else {
-            RESYNC
-        },
-    ))
+    Ok(resync_after(status))
 }
 
 async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {
     let uid = req
         .uid()
         .ok_or(ReconcileError::MissingField("metadata.uid"))?;
-    if cancel_vm_request(&ctx.pool, CONTROLLER_ACTOR, &uid).await? == Some(TicketStatus::Cancelled)
+    if cancel_for_deleted_object(&ctx.pool, CONTROLLER_ACTOR, &uid, "VmRequest").await?
+        == Some(TicketStatus::Cancelled)
     {
         publish(
             ctx,
@@ -144,33 +156,49 @@ async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, Reconcile
     Ok(Action::await_change())
 }
 
-/// Shows the ticket in the VmRequest's status (phase, approver, reason, VM names and
-/// placement) and records an Event when the phase changes. Used after submission and by the
-/// Approval reconciler right after a decision. Returns the ticket's state.
-pub(crate) async fn report_ticket(
+/// Shows the ticket in a VmRequest's or VmOperation's status (phase, approver, reason, VM
+/// names and placement) and records an Event when the phase changes. Used after submission
+/// and by the Approval reconciler right after a decision. Returns the ticket's state.
+pub(crate) async fn report_ticket<K>(
     ctx: &Context,
-    api: &Api<VmRequest>,
-    req: &VmRequest,
+    api: &Api<K>,
+    obj: &K,
     requester: &str,
     ticket_id: uuid::Uuid,
-) -> Result<TicketStatus, ReconcileError> {
+) -> Result<TicketStatus, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
     let view = ticket_view(&ctx.pool, ticket_id).await?;
-    let generation = req.metadata.generation;
+    let generation = obj.meta().generation;
     let phase = view.status.as_str();
-    let mut message = format!("ticket {ticket_id}: {}", next_step(view.status));
+    let creates = K::kind(&()) == "VmRequest";
+    let mut message = format!("ticket {ticket_id}: {}", next_step(view.status, creates));
     if let (Some(approver), Some(reason)) = (&view.approver, &view.decision_reason) {
         message.push_str(&format!(" (by {approver}: {reason})"));
     }
-    let current = req.status.as_ref();
-    let unchanged = current.is_some_and(|s| {
-        s.phase.as_deref() == Some(phase)
-            && s.ticket_id.as_deref() == Some(ticket_id.to_string().as_str())
-            && s.vms.len() == view.vms.len()
-            && s.vms
-                .iter()
-                .zip(&view.vms)
-                .all(|(a, b)| a.phase.as_deref() == Some(b.status.as_str()))
-    });
+    let current = serde_json::to_value(obj)
+        .ok()
+        .and_then(|o| o.get("status").cloned())
+        .unwrap_or_default();
+    let vms: Vec<serde_json::Value> = view
+        .vms
+        .iter()
+        .map(|v| json!({"name": v.name, "cluster": v.cluster, "phase": v.status}))
+        .collect();
+    let shown_phases = |vms: &[serde_json::Value]| -> Vec<Option<String>> {
+        vms.iter()
+            .map(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
+            .collect()
+    };
+    let unchanged = current.get("phase").and_then(|p| p.as_str()) == Some(phase)
+        && current.get("ticketId").and_then(|t| t.as_str()) == Some(ticket_id.to_string().as_str())
+        && current
+            .get("vms")
+            .and_then(|v| v.as_array())
+            .map(|shown| shown_phases(shown))
+            .unwrap_or_default()
+            == shown_phases(&vms);
     if unchanged {
         return Ok(view.status);
     }
@@ -190,14 +218,9 @@ pub(crate) async fn report_ticket(
             "Approved", true, "Approved", &message, generation,
         )),
     }
-    let vms: Vec<serde_json::Value> = view
-        .vms
-        .iter()
-        .map(|v| json!({"name": v.name, "cluster": v.cluster, "phase": v.status}))
-        .collect();
     patch_status(
         api,
-        &req.name_any(),
+        &obj.name_any(),
         json!({
             "phase": phase,
             "observedGeneration": generation,
@@ -213,6 +236,6 @@ pub(crate) async fn report_ticket(
     )
     .await?;
     let warning = view.status == TicketStatus::Rejected;
-    publish(ctx, req, warning, phase, message).await;
+    publish(ctx, obj, warning, phase, message).await;
     Ok(view.status)
 }

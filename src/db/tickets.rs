@@ -51,12 +51,13 @@ pub struct TicketRow {
     pub service_id: Uuid,
     pub approver: Option<String>,
     pub decision_reason: Option<String>,
+    pub vm_id: Option<Uuid>,
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketRow>> {
     sqlx::query_as!(
         TicketRow,
-        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id
            FROM tickets WHERE id = $1"#,
         id
     )
@@ -80,7 +81,7 @@ pub async fn decide(
         r#"UPDATE tickets
            SET status = $3, approver = $4, decision_reason = $5, decided_at = now(), updated_at = now()
            WHERE id = $1 AND status = $2
-           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason"#,
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id"#,
         id,
         from,
         to,
@@ -98,7 +99,7 @@ pub async fn by_request_uid(
 ) -> sqlx::Result<Option<TicketRow>> {
     sqlx::query_as!(
         TicketRow,
-        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id
            FROM tickets WHERE request_uid = $1"#,
         request_uid
     )
@@ -140,7 +141,7 @@ pub async fn cancel(
         TicketRow,
         r#"UPDATE tickets SET status = 'Cancelled', decision_reason = $2, decided_at = now(), updated_at = now()
            WHERE id = $1 AND status = 'PendingApproval'
-           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason"#,
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id"#,
         id,
         reason
     )
@@ -164,6 +165,8 @@ pub struct TicketDetail {
     pub namespace_name: String,
     pub vm_count: i32,
     pub request: Value,
+    /// The VM a day-2 operation targets; None for create.
+    pub vm_id: Option<Uuid>,
 }
 
 pub async fn detail(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketDetail>> {
@@ -171,7 +174,7 @@ pub async fn detail(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Ti
         TicketDetail,
         r#"SELECT t.id, t.operation, t.status, t.requester, t.environment, t.service_id, s.name AS service_name,
                   sys.id AS system_id, sys.name AS system_name, t.namespace_id, n.name AS namespace_name,
-                  t.vm_count, t.request
+                  t.vm_count, t.request, t.vm_id
            FROM tickets t
            JOIN services s ON s.id = t.service_id
            JOIN systems sys ON sys.id = s.system_id
@@ -235,6 +238,8 @@ pub struct TicketListRow {
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub cluster: Option<String>,
+    /// The VM a day-2 operation targets.
+    pub vm_name: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -263,12 +268,14 @@ pub async fn list(
         r#"SELECT t.id, t.operation, t.status, t.requester, t.environment, sys.id AS system_id,
                   sys.name AS system_name, s.name AS service_name, n.name AS namespace_name,
                   t.vm_count, t.reason, t.request, t.approver, t.decision_reason, t.decided_at,
-                  c.name AS "cluster?", t.created_at
+                  COALESCE(c.name, vc.name) AS "cluster?", v.name AS "vm_name?", t.created_at
            FROM tickets t
            JOIN services s ON s.id = t.service_id
            JOIN systems sys ON sys.id = s.system_id
            JOIN namespaces n ON n.id = t.namespace_id
            LEFT JOIN clusters c ON c.id = t.cluster_id
+           LEFT JOIN vms v ON v.id = t.vm_id
+           LEFT JOIN clusters vc ON vc.id = v.cluster_id
            WHERE ($1::text IS NULL OR t.status = $1)
              AND ($2::text IS NULL OR sys.name = $2)
              AND ($3::text IS NULL OR t.environment = $3)

@@ -58,6 +58,19 @@ pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Resul
     .await
 }
 
+/// One VM's summary, live or not.
+pub async fn summary(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VmSummary>> {
+    sqlx::query_as!(
+        VmSummary,
+        r#"SELECT v.id, v.name,
+                  (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?", v.status
+           FROM vms v WHERE v.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// A VM as the REST API lists it.
 #[derive(Debug, Clone)]
 pub struct VmListRow {
@@ -120,5 +133,34 @@ pub async fn list(
         limit
     )
     .fetch_all(conn)
+    .await
+}
+
+/// A live VM that an operation targets, with what the checks need.
+#[derive(Debug, Clone)]
+pub struct VmTarget {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub service_id: Uuid,
+    pub namespace_id: Uuid,
+    pub system_id: Uuid,
+    pub system_name: String,
+    pub environment: String,
+}
+
+pub async fn live_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<VmTarget>> {
+    sqlx::query_as!(
+        VmTarget,
+        r#"SELECT v.id, v.name, v.status, v.service_id, v.namespace_id, sys.id AS system_id,
+                  sys.name AS system_name, n.environment
+           FROM vms v
+           JOIN services s ON s.id = v.service_id
+           JOIN systems sys ON sys.id = s.system_id
+           JOIN namespaces n ON n.id = v.namespace_id
+           WHERE v.name = $1 AND v.deleted_at IS NULL"#,
+        name
+    )
+    .fetch_optional(conn)
     .await
 }

@@ -36,6 +36,22 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// The permission an operation on an existing VM needs: deleting needs `vm:delete`,
+    /// cloning makes a new VM (`vm:create`), everything else is `vm:operate`.
+    pub const fn for_operation(operation: super::ticket::Operation) -> Permission {
+        use super::ticket::Operation;
+        match operation {
+            Operation::Create | Operation::Clone => Permission::VmCreate,
+            Operation::Delete => Permission::VmDelete,
+            Operation::Start
+            | Operation::Stop
+            | Operation::Restart
+            | Operation::Migrate
+            | Operation::Snapshot
+            | Operation::Restore => Permission::VmOperate,
+        }
+    }
+
     pub const ALL: [Permission; 17] = [
         Permission::SystemRead,
         Permission::SystemWrite,

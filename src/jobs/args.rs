@@ -11,3 +11,11 @@ use uuid::Uuid;
 pub struct ProvisionVm {
     pub vm_id: Uuid,
 }
+
+/// Carry out one approved operation on an existing VM (start, stop, delete, ...). Its worker
+/// comes with the VM operations capability; the job is enqueued when the ticket is approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "vm_operate", queue = "vm_ops", max_attempts = 10)]
+pub struct OperateVm {
+    pub ticket_id: Uuid,
+}

@@ -520,3 +520,16 @@ fn nobody_decides_their_own_ticket() {
         "\"alice\" requested this ticket and cannot decide it (separation of duties)"
     );
 }
+
+#[test]
+fn each_operation_needs_its_vm_permission() {
+    use crate::domain::ticket::Operation;
+    for op in Operation::ALL {
+        let expected = match op {
+            Operation::Create | Operation::Clone => Permission::VmCreate,
+            Operation::Delete => Permission::VmDelete,
+            _ => Permission::VmOperate,
+        };
+        assert_eq!(Permission::for_operation(op), expected, "{op:?}");
+    }
+}

@@ -60,6 +60,7 @@ pub(super) fn ticket_dto(row: TicketListRow, vms: Vec<VmSummary>) -> Ticket {
         decision_reason: row.decision_reason,
         decided_at: row.decided_at,
         cluster: row.cluster,
+        vm: row.vm_name,
         created_at: row.created_at,
         vms: vms
             .into_iter()
