@@ -369,6 +369,7 @@ async fn an_exempt_operation_is_approved_in_the_same_transaction(
 ) {
     let t = setup(opts, connect).await;
     world(&t.pool).await;
+    common::world::clusters(&t.pool).await;
     shop_with_web(&t.pool, &alice()).await;
     sqlx::query("UPDATE approval_policies SET requires_approval = false WHERE operation = 'create' AND environment = 'test'")
         .execute(&t.pool)
@@ -390,6 +391,23 @@ async fn an_exempt_operation_is_approved_in_the_same_transaction(
         )
         .await,
         1
+    );
+    // Approved means the VMs exist, are placed, and their jobs are queued.
+    assert_eq!(
+        count(
+            &t.pool,
+            "SELECT count(*) FROM vms WHERE cluster_id IS NOT NULL"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &t.pool,
+            "SELECT count(*) FROM river_job WHERE kind = 'vm_provision'"
+        )
+        .await,
+        2
     );
 }
 

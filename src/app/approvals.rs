@@ -320,22 +320,54 @@ pub async fn approve(
     if ticket.operation != Operation::Create.as_str() {
         return approve_operation(pool, river, tx, caller, &ticket, env, reason, overrides).await;
     }
-    let plan = plan(&mut tx, &ticket, env, overrides).await?;
+    let Some(approved) = record_create_approval(
+        &mut tx,
+        river,
+        &caller.username,
+        &ticket,
+        env,
+        reason,
+        overrides,
+    )
+    .await?
+    else {
+        drop(tx);
+        return Err(super::tickets::lost_race(pool, ticket_id).await);
+    };
+    tx.commit().await?;
+    Ok(approved)
+}
+
+/// Everything approving a create ticket writes, in the caller's transaction: the decision,
+/// snapshots, final resources, VM rows with names and placement, one River job per VM,
+/// domain events and audit rows. None when the ticket was no longer pending (a concurrent
+/// decision won; the caller rolls back). Authorisation is the caller's job: `approve` checks
+/// the approver; a policy-exempt request is approved as the approval policy.
+pub(crate) async fn record_create_approval(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    river: &riverqueue::Client,
+    approver: &str,
+    ticket: &TicketDetail,
+    env: Environment,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Option<Approved>, AppError> {
+    let ticket_id = ticket.id;
+    let plan = plan(tx, ticket, env, overrides).await?;
     // The conditional UPDATE is the serialisation point: a concurrent decider waits on the
     // row lock, then finds the ticket decided.
     if db::tickets::decide(
-        &mut tx,
+        tx,
         ticket_id,
         TicketStatus::PendingApproval.as_str(),
         TicketStatus::Approved.as_str(),
-        &caller.username,
+        approver,
         reason,
     )
     .await?
     .is_none()
     {
-        drop(tx);
-        return Err(super::tickets::lost_race(pool, ticket_id).await);
+        return Ok(None);
     }
     let overrides_json = serde_json::to_value(overrides).unwrap_or(Value::Null);
     let resources_json = serde_json::to_value(&plan.resources).unwrap_or(Value::Null);
@@ -347,7 +379,7 @@ pub async fn approve(
     });
     let template_json = json!({"version": plan.template.version, "spec": plan.template.spec});
     db::tickets::record_approval(
-        &mut tx,
+        tx,
         ticket_id,
         &ApprovalRecord {
             cluster_id: plan.cluster.id,
@@ -359,16 +391,15 @@ pub async fn approve(
         },
     )
     .await?;
-    let first =
-        db::services::allocate_instance_indexes(&mut tx, ticket.service_id, ticket.vm_count)
-            .await?
-            .ok_or_else(|| AppError::NotFound {
-                what: "service",
-                id: ticket.service_name.clone(),
-            })?;
-    for (index, name) in (first..).zip(vm_names(&ticket, first)?) {
+    let first = db::services::allocate_instance_indexes(tx, ticket.service_id, ticket.vm_count)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "service",
+            id: ticket.service_name.clone(),
+        })?;
+    for (index, name) in (first..).zip(vm_names(ticket, first)?) {
         let vm_id = db::vms::insert(
-            &mut tx,
+            tx,
             &NewVm {
                 name: &name,
                 ticket_id,
@@ -383,9 +414,9 @@ pub async fn approve(
             },
         )
         .await?;
-        river.insert(ProvisionVm { vm_id }).tx(&mut tx).await?;
+        river.insert(ProvisionVm { vm_id }).tx(&mut *tx).await?;
         db::events::insert(
-            &mut tx,
+            tx,
             "vm",
             vm_id,
             "vm.create",
@@ -394,8 +425,8 @@ pub async fn approve(
         )
         .await?;
         db::audit::append(
-            &mut tx,
-            &AuditEntry::new("vm.create", &caller.username, "vm", vm_id, &name)
+            tx,
+            &AuditEntry::new("vm.create", approver, "vm", vm_id, &name)
                 .parent("ticket", ticket_id)
                 .environment(env.as_str())
                 .details(json!({"cluster": plan.cluster.name, "requester": ticket.requester})),
@@ -403,40 +434,39 @@ pub async fn approve(
         .await?;
     }
     db::events::insert(
-        &mut tx,
+        tx,
         "ticket",
         ticket_id,
         "approval.approve",
         "Completed",
-        &json!({"ticket_id": ticket_id, "approver": caller.username}),
+        &json!({"ticket_id": ticket_id, "approver": approver}),
     )
     .await?;
+    // A policy-exempt request is recorded as the policy's decision.
+    let action = if approver == super::requests::AUTO_APPROVER {
+        "approval.auto"
+    } else {
+        "approval.approve"
+    };
     db::audit::append(
-        &mut tx,
-        &AuditEntry::new(
-            "approval.approve",
-            &caller.username,
-            "ticket",
-            ticket_id,
-            &ticket.operation,
-        )
-        .parent("service", ticket.service_id)
-        .environment(env.as_str())
-        .details(json!({
-            "reason": reason, "requester": ticket.requester, "cluster": plan.cluster.name,
-            "resources": resources_json, "templateVersion": plan.template.version,
-            "overrides": overrides_json, "warnings": plan.warnings,
-        })),
+        tx,
+        &AuditEntry::new(action, approver, "ticket", ticket_id, &ticket.operation)
+            .parent("service", ticket.service_id)
+            .environment(env.as_str())
+            .details(json!({
+                "reason": reason, "requester": ticket.requester, "cluster": plan.cluster.name,
+                "resources": resources_json, "templateVersion": plan.template.version,
+                "overrides": overrides_json, "warnings": plan.warnings,
+            })),
     )
     .await?;
-    let vms = db::vms::for_ticket(&mut tx, ticket_id).await?;
-    tx.commit().await?;
-    Ok(Approved {
+    let vms = db::vms::for_ticket(tx, ticket_id).await?;
+    Ok(Some(Approved {
         ticket_id,
         cluster: plan.cluster.name,
         vms,
         warnings: plan.warnings,
-    })
+    }))
 }
 
 /// Approves a day-2 operation: the decision, its River job (the ticket id only), a domain

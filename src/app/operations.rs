@@ -5,7 +5,7 @@
 
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
-use super::requests::{AUTO_APPROVER, Submission};
+use super::requests::{AUTO_APPROVAL_REASON, AUTO_APPROVER, Submission};
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::tickets::NewTicket;
@@ -181,7 +181,7 @@ pub async fn submit_vm_operation(
             TicketStatus::PendingApproval.as_str(),
             TicketStatus::Approved.as_str(),
             AUTO_APPROVER,
-            "approval policy exempts this operation",
+            AUTO_APPROVAL_REASON,
         )
         .await?;
         river.insert(OperateVm { ticket_id }).tx(&mut tx).await?;

@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 /// Who decides auto-approved tickets.
 pub const AUTO_APPROVER: &str = "system:approval-policy";
+/// The decision reason recorded for a policy-exempt operation.
+pub const AUTO_APPROVAL_REASON: &str = "approval policy exempts this operation";
 
 /// A VmRequest as the platform reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,17 +242,6 @@ pub async fn submit_vm_request(
         },
     )
     .await?;
-    if !needs_approval {
-        db::tickets::decide(
-            &mut tx,
-            ticket_id,
-            TicketStatus::PendingApproval.as_str(),
-            TicketStatus::Approved.as_str(),
-            AUTO_APPROVER,
-            "approval policy exempts this operation",
-        )
-        .await?;
-    }
     let event_status = if needs_approval {
         "Pending"
     } else {
@@ -286,17 +277,22 @@ pub async fn submit_vm_request(
     )
     .await?;
     if !needs_approval {
-        db::audit::append(
+        // The whole approval transaction, here: placement, VM rows and their jobs.
+        let ticket = db::tickets::detail(&mut tx, ticket_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "ticket",
+                id: ticket_id.to_string(),
+            })?;
+        let river = crate::jobs::inserter(pool).map_err(|e| AppError::Queue(e.0))?;
+        super::approvals::record_create_approval(
             &mut tx,
-            &AuditEntry::new(
-                "approval.auto",
-                AUTO_APPROVER,
-                "ticket",
-                ticket_id,
-                &input.object_name,
-            )
-            .parent("service", resolved.service_id)
-            .environment(env.as_str()),
+            &river,
+            AUTO_APPROVER,
+            &ticket,
+            env,
+            AUTO_APPROVAL_REASON,
+            &Default::default(),
         )
         .await?;
     }

@@ -10,7 +10,7 @@ pub const VM_QUEUE: &str = "vm_ops";
 
 #[derive(Debug, thiserror::Error)]
 #[error("building the River client: {0}")]
-pub struct QueueSetupError(#[from] riverqueue::Error);
+pub struct QueueSetupError(#[from] pub riverqueue::Error);
 
 /// A River client that only inserts jobs (no queues, no workers, never leads): what use
 /// cases need to enqueue work inside their transactions.
