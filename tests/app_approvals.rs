@@ -188,7 +188,7 @@ async fn requesters_other_environments_and_terminal_tickets_are_refused(
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, AppError::Conflict(m) if m.contains("terminal")),
+        matches!(&err, AppError::Conflict(m) if m.ends_with("is already Rejected (by bob)")),
         "{err}"
     );
     assert_eq!(

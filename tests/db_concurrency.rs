@@ -153,7 +153,7 @@ async fn requester_cannot_decide_and_terminal_tickets_refuse(
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, AppError::Conflict(m) if m.contains("terminal")),
+        matches!(&err, AppError::Conflict(m) if m.ends_with("is already Rejected (by bob)")),
         "{err}"
     );
     let err = decide(&t.pool, uuid::Uuid::new_v4(), Verdict::Approve, "bob", "x")

@@ -268,12 +268,7 @@ pub async fn preview(
     let mut conn = pool.acquire().await?;
     let ticket = load(&mut conn, ticket_id).await?;
     let env = authorize_decision(&mut conn, caller, &ticket).await?;
-    let current: TicketStatus = ticket
-        .status
-        .parse()
-        .map_err(|e| invalid("tickets.status", e))?;
-    check_transition(current, TicketStatus::Approved)
-        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    ensure_pending(&mut conn, &ticket).await?;
     let plan = plan(&mut conn, &ticket, env, overrides).await?;
     let first = db::services::next_instance_index(&mut conn, ticket.service_id)
         .await?
@@ -311,12 +306,7 @@ pub async fn approve(
     let mut tx = pool.begin().await?;
     let ticket = load(&mut tx, ticket_id).await?;
     let env = authorize_decision(&mut tx, caller, &ticket).await?;
-    let current: TicketStatus = ticket
-        .status
-        .parse()
-        .map_err(|e| invalid("tickets.status", e))?;
-    check_transition(current, TicketStatus::Approved)
-        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    ensure_pending(&mut tx, &ticket).await?;
     if ticket.operation != Operation::Create.as_str() {
         return approve_operation(pool, river, tx, caller, &ticket, env, reason, overrides).await;
     }
@@ -578,10 +568,17 @@ pub async fn check_decision(
 ) -> Result<(), AppError> {
     let ticket = load(conn, ticket_id).await?;
     authorize_decision(conn, caller, &ticket).await?;
+    ensure_pending(conn, &ticket).await
+}
+
+/// A decision needs a pending ticket; otherwise the answer says what became of it.
+async fn ensure_pending(conn: &mut PgConnection, ticket: &TicketDetail) -> Result<(), AppError> {
     let current: TicketStatus = ticket
         .status
         .parse()
         .map_err(|e| invalid("tickets.status", e))?;
-    check_transition(current, TicketStatus::Approved)
-        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))
+    match check_transition(current, TicketStatus::Approved) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(super::tickets::already_decided(conn, ticket.id).await),
+    }
 }

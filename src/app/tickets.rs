@@ -9,7 +9,7 @@ use crate::db::tickets::TicketRow;
 use crate::domain::permissions::{Permission, can_decide};
 use crate::domain::ticket::{TicketStatus, check_transition};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,9 @@ pub async fn decide(
         })?;
     can_decide(&ticket.requester, approver).map_err(|e| AppError::Forbidden(e.to_string()))?;
     let current = parse_status(&ticket.status)?;
-    check_transition(current, verdict.target())
-        .map_err(|e| AppError::Conflict(format!("ticket {ticket_id}: {e}")))?;
+    if check_transition(current, verdict.target()).is_err() {
+        return Err(already_decided(&mut tx, ticket_id).await);
+    }
     let Some(decided) = db::tickets::decide(
         &mut tx,
         ticket_id,
@@ -107,22 +108,26 @@ pub async fn decide(
 /// The error for a decider that lost to a concurrent decision: what the winner did, read
 /// after the winner's commit (the caller's transaction must be closed first).
 pub(crate) async fn lost_race(pool: &PgPool, ticket_id: Uuid) -> AppError {
-    let now = match pool.acquire().await {
-        Ok(mut conn) => match db::tickets::get(&mut conn, ticket_id).await {
-            Ok(now) => now,
-            Err(e) => return e.into(),
-        },
+    match pool.acquire().await {
+        Ok(mut conn) => already_decided(&mut conn, ticket_id).await,
+        Err(e) => e.into(),
+    }
+}
+
+/// The one answer for a decision on a ticket that is not pending any more, whether the
+/// decider found it decided or lost the race to decide it: its state and who decided.
+pub(crate) async fn already_decided(conn: &mut PgConnection, ticket_id: Uuid) -> AppError {
+    let now = match db::tickets::get(conn, ticket_id).await {
+        Ok(now) => now,
         Err(e) => return e.into(),
     };
-    let detail = now
-        .map(|t| {
-            format!(
-                "is already {} (by {})",
-                t.status,
-                t.approver.unwrap_or_default()
-            )
-        })
-        .unwrap_or_else(|| "no longer exists".into());
+    let detail = match now {
+        Some(t) => match t.approver {
+            Some(approver) => format!("is already {} (by {approver})", t.status),
+            None => format!("is already {}", t.status),
+        },
+        None => "no longer exists".into(),
+    };
     AppError::Conflict(format!("ticket {ticket_id} {detail}"))
 }
 
