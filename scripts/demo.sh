@@ -133,6 +133,6 @@ say "the audit trail"
 ks admin audit --action approval.
 ks admin audit --actor alice
 "$shepherd" audit verify
-"$shepherd" show | head -1
+"$shepherd" show | sed -n 1p
 
 say "done: provisioning on the target clusters comes next"
