@@ -21,6 +21,13 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// `shepherd run` serves clients; every other command prints and exits.
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Run(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply River's and Shepherd's database migrations and the application role's grants.

@@ -1,7 +1,20 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let cli = shepherd::cli::Cli::parse();
+    // Commands that print end quietly on a closed pipe; the server keeps Rust's default
+    // (SIGPIPE ignored), so a peer that hangs up never kills it.
+    if !cli.is_server() {
+        shepherd::default_sigpipe();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(run(cli));
+}
+
+async fn run(cli: shepherd::cli::Cli) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -9,7 +22,6 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = shepherd::cli::Cli::parse();
     match shepherd::cli::run(cli).await {
         Ok(code) => std::process::exit(code),
         Err(err) => {

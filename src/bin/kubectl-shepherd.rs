@@ -2,8 +2,13 @@
 
 use clap::Parser;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let code = shepherd::plugin::run(shepherd::plugin::Cli::parse()).await;
+fn main() {
+    shepherd::default_sigpipe();
+    let cli = shepherd::plugin::Cli::parse();
+    let code = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(shepherd::plugin::run(cli));
     std::process::exit(code);
 }
