@@ -133,6 +133,34 @@ async fn bob_approves_three_vms_onto_the_cluster_he_names(
         3
     );
 
+    // A retry of an applied Approval (its status lost, say) finds its own decision and
+    // stays Applied; nothing is created twice.
+    env.kubectl_ok(
+        "admin",
+        &[
+            "patch",
+            "approval",
+            "a1",
+            "-n",
+            "apps",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":null,"message":null}}"#,
+        ],
+        None,
+    )
+    .await;
+    let again = env
+        .wait_for("approvals", Some("apps"), "a1", |o| {
+            o.pointer("/status/message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.ends_with("approved by bob"))
+        })
+        .await;
+    assert_eq!(again.pointer("/status/phase"), Some(&json!("Applied")));
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 3);
+
     // A decision on the decided ticket is refused, at admission already.
     let (ok, _, err) = env
         .kubectl(

@@ -60,6 +60,16 @@ pub enum DecisionName {
     Reject,
 }
 
+impl DecisionName {
+    /// "approved" or "rejected", for messages.
+    pub const fn past_tense(self) -> &'static str {
+        match self {
+            DecisionName::Approve => "approved",
+            DecisionName::Reject => "rejected",
+        }
+    }
+}
+
 /// What an approver may change. Checked again by the server at approval.
 #[derive(
     Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema, utoipa::ToSchema,

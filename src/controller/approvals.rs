@@ -9,6 +9,7 @@ use crate::api::approval::{DecisionName, TargetKind};
 use crate::api::{Approval, VmOperation, VmRequest};
 use crate::app::AppError;
 use crate::app::approvals::{approve, reject};
+use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -47,6 +48,24 @@ async fn finish(
     .await?;
     publish(ctx, obj, !ok, reason, message).await;
     Ok(Action::await_change())
+}
+
+/// Whether the ticket already carries `decision` by `approver`.
+async fn decided_as(
+    ctx: &Context,
+    ticket: uuid::Uuid,
+    approver: &str,
+    decision: DecisionName,
+) -> Result<bool, ReconcileError> {
+    let view = crate::app::requests::ticket_view(&ctx.pool, ticket).await?;
+    let matches = match decision {
+        DecisionName::Approve => !matches!(
+            view.status,
+            TicketStatus::PendingApproval | TicketStatus::Rejected | TicketStatus::Cancelled
+        ),
+        DecisionName::Reject => view.status == TicketStatus::Rejected,
+    };
+    Ok(matches && view.approver.as_deref() == Some(approver))
 }
 
 enum Outcome {
@@ -168,6 +187,20 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(err) => match (denial_reason(&err), &err) {
+            // A retry after this Approval's own decision was committed (say, a status write
+            // failed) finds the ticket decided as this Approval says, by this approver.
+            (_, AppError::Conflict(_))
+                if decided_as(ctx, ticket, &caller.username, obj.spec.decision).await? =>
+            {
+                Outcome::Applied {
+                    message: format!(
+                        "ticket {ticket} {} by {}",
+                        obj.spec.decision.past_tense(),
+                        caller.username
+                    ),
+                    warnings: Vec::new(),
+                }
+            }
             (_, AppError::Conflict(_)) => Outcome::Refused {
                 reason: "AlreadyDecided",
                 message: err.to_string(),
