@@ -71,6 +71,24 @@ async fn ready(env: &Env) {
     .await;
 }
 
+/// The catalog ready and alice's VmRequest r1 for `count` VMs pending; the request as seen.
+async fn pending_request(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+    count: i32,
+) -> (Env, Value) {
+    let env = start(setup(opts, connect).await).await;
+    ready(&env).await;
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r1", count)),
+    )
+    .await;
+    let request = phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    (env, request)
+}
+
 async fn phase(env: &Env, kind: &str, name: &str, phase: &str) -> Value {
     env.wait_for(kind, Some("apps"), name, |o| {
         o.pointer("/status/phase") == Some(&json!(phase))
@@ -83,11 +101,7 @@ async fn bob_approves_three_vms_onto_the_cluster_he_names(
     opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let env = start(setup(opts, connect).await).await;
-    ready(&env).await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 3)))
-        .await;
-    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let (env, _) = pending_request(opts, connect, 3).await;
 
     // alice cannot approve her own ticket: refused at admission.
     let (ok, _, err) = env
@@ -196,11 +210,7 @@ async fn bob_approves_three_vms_onto_the_cluster_he_names(
 
 #[sqlx::test(migrations = false)]
 async fn other_environment_and_rejection(opts: PgPoolOptions, connect: PgConnectOptions) {
-    let env = start(setup(opts, connect).await).await;
-    ready(&env).await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 1)))
-        .await;
-    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let (env, _) = pending_request(opts, connect, 1).await;
     env.kubectl_ok(
         "bob",
         &["apply", "-f", "-"],
@@ -254,11 +264,7 @@ async fn of_two_racing_approvals_one_applies_and_the_other_says_why_not(
     opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let mut env = start(setup(opts, connect).await).await;
-    ready(&env).await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 2)))
-        .await;
-    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let (mut env, _) = pending_request(opts, connect, 2).await;
     // With the reconcilers paused, both Approvals pass admission (the ticket is pending for
     // both); then the reconcilers decide them concurrently.
     env.start_shepherd_with("webhook-only", false).await;
@@ -307,11 +313,7 @@ async fn of_two_racing_approvals_one_applies_and_the_other_says_why_not(
 
 #[sqlx::test(migrations = false)]
 async fn bob_decides_with_the_kubectl_plugin(opts: PgPoolOptions, connect: PgConnectOptions) {
-    let env = start(setup(opts, connect).await).await;
-    ready(&env).await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 3)))
-        .await;
-    let request = phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let (env, request) = pending_request(opts, connect, 3).await;
     let ticket = request["status"]["ticketId"].as_str().unwrap().to_string();
     let ticket = ticket.as_str();
 
@@ -421,11 +423,7 @@ async fn vm_operations_open_tickets_that_approvals_decide(
     opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let env = start(setup(opts, connect).await).await;
-    ready(&env).await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&vm_request("r1", 1)))
-        .await;
-    phase(&env, "vmrequests", "r1", "PendingApproval").await;
+    let (env, _) = pending_request(opts, connect, 1).await;
     env.kubectl_ok(
         "bob",
         &["apply", "-f", "-"],

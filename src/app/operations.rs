@@ -90,22 +90,8 @@ pub async fn submit_vm_operation(
     input: &VmOperationInput,
 ) -> Result<Submission, AppError> {
     let mut tx = pool.begin().await?;
-    if let Some(existing) = db::tickets::by_request_uid(&mut tx, &input.uid).await? {
-        return Ok(Submission {
-            ticket_id: existing.id,
-            status: existing.status.parse().map_err(|e| AppError::Invalid {
-                field: "tickets.status".into(),
-                rule: format!("{e}"),
-            })?,
-            environment: existing
-                .environment
-                .parse()
-                .map_err(|e| AppError::Invalid {
-                    field: "tickets.environment".into(),
-                    rule: format!("{e}"),
-                })?,
-            created: false,
-        });
+    if let Some(existing) = super::requests::recorded_submission(&mut tx, &input.uid).await? {
+        return Ok(existing);
     }
     let (vm, env) = validate_vm_operation(&mut tx, caller, input).await?;
     let op = input.operation;

@@ -186,6 +186,23 @@ pub struct Submission {
     pub created: bool,
 }
 
+/// The ticket an object (by uid) recorded already: a repeated submission finds it and
+/// writes nothing.
+pub(crate) async fn recorded_submission(
+    conn: &mut PgConnection,
+    uid: &str,
+) -> Result<Option<Submission>, AppError> {
+    let Some(existing) = db::tickets::by_request_uid(conn, uid).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Submission {
+        ticket_id: existing.id,
+        status: parse_status(&existing.status)?,
+        environment: parse_env(&existing.environment)?,
+        created: false,
+    }))
+}
+
 fn parse_status(s: &str) -> Result<TicketStatus, AppError> {
     s.parse()
         .map_err(|e| invalid("tickets.status", format!("{e}")))
@@ -204,13 +221,8 @@ pub async fn submit_vm_request(
     input: &VmRequestInput,
 ) -> Result<Submission, AppError> {
     let mut tx = pool.begin().await?;
-    if let Some(existing) = db::tickets::by_request_uid(&mut tx, &input.uid).await? {
-        return Ok(Submission {
-            ticket_id: existing.id,
-            status: parse_status(&existing.status)?,
-            environment: parse_env(&existing.environment)?,
-            created: false,
-        });
+    if let Some(existing) = recorded_submission(&mut tx, &input.uid).await? {
+        return Ok(existing);
     }
     let resolved = validate_vm_request(&mut tx, caller, input).await?;
     check_duplicate(&mut tx, caller, input, &resolved).await?;
