@@ -49,7 +49,7 @@ enum Command {
     Show,
     /// Run the webhook, health endpoints and reconcilers against the current kubeconfig's
     /// cluster (or in-cluster config).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Bind a role to a user, group or service account (platform bootstrap).
     Bind {
         /// user:NAME, group:NAME or serviceaccount:NS/NAME.
@@ -112,9 +112,26 @@ struct RunArgs {
     /// /healthz and /readyz.
     #[arg(long, env = "SHEPHERD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: std::net::SocketAddr,
-    /// Do not run the reconcilers on this replica (webhook/API only).
+    /// Do not run the reconcilers and status watchers on this replica.
     #[arg(long)]
     no_controllers: bool,
+    /// Do not work River jobs on this replica.
+    #[arg(long)]
+    no_workers: bool,
+    /// River jobs this replica works at once.
+    #[arg(long, env = "SHEPHERD_WORKER_CONCURRENCY", default_value = "10")]
+    worker_concurrency: std::num::NonZeroUsize,
+    /// Concurrent writes to one target cluster from this replica.
+    #[arg(long, env = "SHEPHERD_CLUSTER_WRITE_CONCURRENCY", default_value = "5")]
+    cluster_write_concurrency: std::num::NonZeroUsize,
+    /// How long one job attempt may run before it is cancelled and retried (seconds; at
+    /// least 300 is advised: target clusters can be slow).
+    #[arg(long, env = "SHEPHERD_JOB_TIMEOUT_SECONDS", default_value = "600")]
+    job_timeout_seconds: u64,
+    /// After how long a job left running by a process that died is retried (seconds; at
+    /// least the job timeout).
+    #[arg(long, env = "SHEPHERD_JOB_RESCUE_AFTER_SECONDS", default_value = "900")]
+    job_rescue_after_seconds: u64,
     /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`).
     #[arg(
         long,
@@ -170,7 +187,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let url = cli
         .database_url
         .context("no database: set DATABASE_URL or pass --database-url (`make db` starts one)")?;
-    let pool = crate::db::connect(&url, 5)
+    // `run` serves the webhook, the REST API, reconcilers and job workers from one pool.
+    let connections = if matches!(cli.command, Command::Run(_)) {
+        20
+    } else {
+        5
+    };
+    let pool = crate::db::connect(&url, connections)
         .await
         .context("connecting to PostgreSQL")?;
     match cli.command {
@@ -264,7 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             );
         }
-        Command::Run(args) => return run_process(args, pool).await,
+        Command::Run(args) => return run_process(*args, pool).await,
     }
     Ok(0)
 }
@@ -375,6 +398,18 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
             "kubevirt-shepherd-controller",
             &instance,
         ),
+        workers: (!args.no_workers).then(|| {
+            let job_timeout = std::time::Duration::from_secs(args.job_timeout_seconds.max(1));
+            crate::jobs::WorkerOptions {
+                concurrency: args.worker_concurrency.get(),
+                cluster_write_concurrency: args.cluster_write_concurrency.get(),
+                job_timeout,
+                rescue_after: std::time::Duration::from_secs(args.job_rescue_after_seconds)
+                    .max(job_timeout),
+                ..Default::default()
+            }
+        }),
+        cluster_write_concurrency: args.cluster_write_concurrency.get(),
     };
     let running = crate::run::start(opts, pool, client, std::sync::Arc::from(key)).await?;
     if let Some(addr) = running.webhook_addr {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod certs;
 pub mod cli;
+pub mod clusters;
 pub mod controller;
 pub mod db;
 pub mod domain;

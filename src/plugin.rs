@@ -648,12 +648,18 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 let rows: Vec<Vec<String>> = vms
                     .iter()
                     .map(|v| {
+                        let status = match &v.status_reason {
+                            Some(reason) => format!("{} ({reason})", v.status),
+                            None => v.status.clone(),
+                        };
                         vec![
                             v.name.clone(),
-                            v.status.clone(),
+                            status,
                             format!("{}/{}", v.system, v.service),
                             v.environment.clone(),
                             dash(&v.cluster),
+                            dash(&v.ip),
+                            dash(&v.node),
                             age(v.created_at, now),
                         ]
                     })
@@ -664,7 +670,9 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     print!(
                         "{}",
                         table(
-                            &["NAME", "STATUS", "SERVICE", "ENV", "CLUSTER", "AGE"],
+                            &[
+                                "NAME", "STATUS", "SERVICE", "ENV", "CLUSTER", "IP", "NODE", "AGE"
+                            ],
                             &rows
                         )
                     );

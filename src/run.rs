@@ -3,10 +3,12 @@
 //! replicas can be split (DESIGN §9).
 
 use crate::app::admission::ShepherdPolicy;
+use crate::clusters::ClusterClients;
 use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
 use crate::http::api::{self, ApiConfig, ApiState};
 use crate::http::webhook::{self, TlsListener, WebhookState};
+use crate::jobs::WorkerOptions;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,9 +43,13 @@ pub struct RunOptions {
     pub webhook: Option<WebhookOptions>,
     pub api: Option<ApiOptions>,
     pub health_addr: Option<SocketAddr>,
-    /// Run the reconcilers (under the Lease).
+    /// Run the reconcilers and the target clusters' status watchers (under the Lease).
     pub controllers: bool,
     pub lease: LeaseConfig,
+    /// Work River jobs (vm_provision); None leaves this replica without workers.
+    pub workers: Option<WorkerOptions>,
+    /// Concurrent writes to one target cluster from this process.
+    pub cluster_write_concurrency: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +60,10 @@ pub enum RunError {
     KeyMissing { secret: String, key: String },
     #[error("identity key: {0}")]
     Webhook(#[from] webhook::WebhookError),
-    #[error("REST API job inserter: {0}")]
+    #[error("job queue: {0}")]
     Queue(#[from] crate::jobs::QueueSetupError),
+    #[error("starting the job workers: {0}")]
+    Workers(#[from] riverqueue::Error),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -197,12 +205,27 @@ pub async fn start(
         );
     }
 
+    let clusters = Arc::new(ClusterClients::new(
+        client.clone(),
+        opts.cluster_write_concurrency,
+    ));
+    if let Some(workers) = &opts.workers {
+        let river = crate::jobs::worker_client(&pool, clusters.clone(), workers)?;
+        let mut handle = river.start_with_graceful_stop(stop.clone().cancelled_owned())?;
+        tasks.spawn(async move {
+            if let Err(err) = handle.wait().await {
+                tracing::error!(error = %err, "the job workers stopped");
+            }
+        });
+    }
+
     if opts.controllers {
         let ctx = Arc::new(Context::new(
             client.clone(),
             pool,
             identity_key,
             &opts.lease.identity,
+            clusters,
         ));
         let stop = stop.clone();
         tasks.spawn(async move {

@@ -152,8 +152,17 @@ pub struct Preview {
 pub struct Vm {
     pub id: Uuid,
     pub name: String,
+    /// Creating, Starting, Running, Stopping, Stopped, Migrating, Deleting, Deleted, Failed
+    /// or Missing.
     pub status: String,
+    /// Why the VM is in its state, when that needs saying (e.g. ErrorUnschedulable,
+    /// NameConflict).
+    pub status_reason: Option<String>,
     pub desired_power_state: String,
+    /// The VM's IP address, from its VirtualMachineInstance.
+    pub ip: Option<String>,
+    /// The node the VM runs on.
+    pub node: Option<String>,
     pub ticket_id: Uuid,
     pub system: String,
     pub service: String,

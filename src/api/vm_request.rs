@@ -69,8 +69,8 @@ fn one() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VmRequestStatus {
-    /// Pending, PendingApproval, Approved, Rejected, Cancelled, Provisioning, Succeeded,
-    /// PartiallySucceeded, Failed or Denied.
+    /// Pending, PendingApproval, Approved, Rejected, Cancelled, Executing, Succeeded,
+    /// PartiallySucceeded, Failed or Denied: after approval it follows the ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +101,18 @@ pub struct VmRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// The target namespace on the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The VM's state: Creating, Starting, Running, Stopping, Stopped, Migrating, Deleting,
+    /// Deleted, Failed or Missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// Why the VM is in its phase, when that needs saying (e.g. ErrorUnschedulable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }

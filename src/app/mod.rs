@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod listings;
 pub mod migrate;
 pub mod operations;
+pub mod provisioning;
 pub mod rbac;
 pub mod requests;
 pub mod seed;

@@ -37,7 +37,7 @@ async fn finish(
     };
     patch_status(
         api,
-        &obj.name_any(),
+        obj,
         json!({
             "phase": phase,
             "message": message,
@@ -122,12 +122,7 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
     };
     let Some(target_status) = target_status else {
         let message = format!("{kind} {ns}/{target} does not exist (yet)");
-        patch_status(
-            &api,
-            &obj.name_any(),
-            json!({"phase": "Pending", "message": message}),
-        )
-        .await?;
+        patch_status(&api, obj, json!({"phase": "Pending", "message": message})).await?;
         return Ok(Action::requeue(RESYNC));
     };
     let Some(ticket) = target_status
@@ -136,12 +131,7 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         .and_then(|t| t.parse().ok())
     else {
         let message = format!("{kind} {ns}/{target} has no ticket yet");
-        patch_status(
-            &api,
-            &obj.name_any(),
-            json!({"phase": "Pending", "message": message}),
-        )
-        .await?;
+        patch_status(&api, obj, json!({"phase": "Pending", "message": message})).await?;
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     };
     let requester = target_status

@@ -4,8 +4,10 @@
 
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError, done};
+use crate::api::conditions::Condition;
 use crate::api::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::app::{AppError, catalog};
+use crate::db::catalog::ClusterAccess;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -21,20 +23,41 @@ async fn report<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    report_with(ctx, obj, result, Vec::new(), Action::await_change()).await
+}
+
+/// `report`, with more conditions next to `Ready` and the action after success.
+async fn report_with<K>(
+    ctx: &Context,
+    obj: &K,
+    result: Result<(bool, Value), AppError>,
+    more_conditions: Vec<Condition>,
+    then: Action,
+) -> Result<Action, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
     let api: Api<K> = Api::all(ctx.client.clone());
     let generation = obj.meta().generation;
-    let name = obj.meta().name.clone().unwrap_or_default();
     match result {
         Ok((changed, extra)) => {
+            let mut conditions = vec![condition(
+                "Ready",
+                true,
+                "Mirrored",
+                "recorded in the platform catalog",
+                generation,
+            )];
+            conditions.extend(more_conditions);
             let mut status = json!({
                 "phase": "Ready",
                 "observedGeneration": generation,
-                "conditions": [condition("Ready", true, "Mirrored", "recorded in the platform catalog", generation)],
+                "conditions": conditions,
             });
             if let (Some(s), Value::Object(extra)) = (status.as_object_mut(), extra) {
                 s.extend(extra);
             }
-            patch_status(&api, &name, status).await?;
+            patch_status(&api, obj, status).await?;
             if changed {
                 publish(
                     ctx,
@@ -45,14 +68,14 @@ where
                 )
                 .await;
             }
-            done(ctx, obj, Action::await_change())
+            done(ctx, obj, then)
         }
         Err(err) => match denial_reason(&err) {
             Some(reason) => {
                 let message = err.to_string();
                 patch_status(
                     &api,
-                    &name,
+                    obj,
                     json!({
                         "phase": "Error",
                         "observedGeneration": generation,
@@ -94,16 +117,84 @@ pub async fn reconcile_cluster(
     obj: Arc<Cluster>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let name = obj.name_any();
     let result = catalog::register_cluster(
         &ctx.pool,
         CONTROLLER_ACTOR,
-        &obj.name_any(),
+        &name,
         &obj.spec,
         &uid(obj.as_ref())?,
     )
     .await;
-    report(&ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
+    let (credentials, then) = match &result {
+        Ok(_) => credentials_condition(&ctx, obj.as_ref()).await?,
+        Err(_) => (Vec::new(), Action::await_change()),
+    };
+    report_with(
+        &ctx,
+        obj.as_ref(),
+        result.map(|c| (c, json!({}))),
+        credentials,
+        then,
+    )
+    .await
 }
+
+/// `CredentialsReady`: whether a client can be built from the kubeconfig Secret the Cluster
+/// names. Looked at again soon while it is not, and every resync while it is, so a Secret
+/// that appears, changes or disappears shows here.
+async fn credentials_condition(
+    ctx: &Context,
+    obj: &Cluster,
+) -> Result<(Vec<Condition>, Action), ReconcileError> {
+    let generation = obj.meta().generation;
+    let row = {
+        let mut conn = ctx.pool.acquire().await.map_err(AppError::from)?;
+        crate::db::catalog::live_cluster(&mut conn, &obj.name_any())
+            .await
+            .map_err(AppError::from)?
+    };
+    let Some(row) = row else {
+        return Ok((Vec::new(), Action::requeue(CREDENTIALS_RECHECK)));
+    };
+    let secret = &obj.spec.kubeconfig_secret_ref;
+    let access = ClusterAccess {
+        id: row.id,
+        name: row.name,
+        environment: row.environment,
+        secret_namespace: secret.namespace.clone(),
+        secret_name: secret.name.clone(),
+        secret_key: secret.key.clone(),
+    };
+    Ok(match ctx.clusters.get(&access).await {
+        Ok(_) => (
+            vec![condition(
+                "CredentialsReady",
+                true,
+                "ClientBuilt",
+                &format!(
+                    "a client was built from Secret {}/{} (key {:?})",
+                    secret.namespace, secret.name, secret.key
+                ),
+                generation,
+            )],
+            Action::requeue(super::RESYNC),
+        ),
+        Err(err) => (
+            vec![condition(
+                "CredentialsReady",
+                false,
+                err.reason(),
+                &err.to_string(),
+                generation,
+            )],
+            Action::requeue(CREDENTIALS_RECHECK),
+        ),
+    })
+}
+
+/// How soon a Cluster without usable credentials is looked at again.
+const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn reconcile_instance_size(
     obj: Arc<InstanceSize>,

@@ -10,9 +10,11 @@ pub mod operations;
 pub mod requests;
 pub mod status;
 pub mod systems;
+pub mod tickets;
 
 use crate::app::AppError;
 use crate::app::access::Caller;
+use crate::clusters::ClusterClients;
 use crate::domain::identity::{self, IdentityError, ObjectKey};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
@@ -40,11 +42,19 @@ pub struct Context {
     pub recorder: Recorder,
     /// Inserts River jobs inside the use cases' transactions.
     pub river: riverqueue::Client,
+    /// Clients of the target clusters (credentials checks, status watchers).
+    pub clusters: Arc<ClusterClients>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, pool: PgPool, identity_key: Arc<[u8]>, instance: &str) -> Self {
+    pub fn new(
+        client: Client,
+        pool: PgPool,
+        identity_key: Arc<[u8]>,
+        instance: &str,
+        clusters: Arc<ClusterClients>,
+    ) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.into(),
             instance: Some(instance.into()),
@@ -56,6 +66,7 @@ impl Context {
             client,
             pool,
             identity_key,
+            clusters,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -142,14 +153,17 @@ pub(crate) fn done<K: Resource<DynamicType = ()>>(
     Ok(action)
 }
 
-/// Runs every reconciler until `stop` is cancelled.
+/// Runs every reconciler, and the target clusters' status watchers, until `stop` is
+/// cancelled. VmRequests and VmOperations are also reconciled when their ticket changes
+/// (announced by PostgreSQL NOTIFY from any replica), so status follows decisions made
+/// through the REST API and VM states reported by the watchers without polling.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let client = ctx.client.clone();
     let cfg = watcher::Config::default();
-    macro_rules! controller {
-        ($kind:ty, $reconcile:path) => {{
+    macro_rules! run_controller {
+        ($controller:expr, $reconcile:path) => {{
             let stop = stop.clone();
-            Controller::new(Api::<$kind>::all(client.clone()), cfg.clone())
+            $controller
                 .graceful_shutdown_on(async move { stop.cancelled().await })
                 .run($reconcile, error_policy, ctx.clone())
                 .for_each(|result| async move {
@@ -159,11 +173,41 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
                 })
         }};
     }
+    macro_rules! controller {
+        ($kind:ty, $reconcile:path) => {
+            run_controller!(
+                Controller::new(Api::<$kind>::all(client.clone()), cfg.clone()),
+                $reconcile
+            )
+        };
+    }
+    let requests = Controller::new(
+        Api::<crate::api::VmRequest>::all(client.clone()),
+        cfg.clone(),
+    );
+    let operations = Controller::new(
+        Api::<crate::api::VmOperation>::all(client.clone()),
+        cfg.clone(),
+    );
+    let (request_changes, requests_changed) = futures::channel::mpsc::unbounded();
+    let (operation_changes, operations_changed) = futures::channel::mpsc::unbounded();
+    let notifications = tickets::forward_changes(
+        ctx.pool.clone(),
+        requests.store(),
+        operations.store(),
+        request_changes,
+        operation_changes,
+        stop.clone(),
+    );
+    let requests = requests.reconcile_on(requests_changed);
+    let operations = operations.reconcile_on(operations_changed);
     tokio::join!(
+        notifications,
+        crate::clusters::watch::run(ctx.pool.clone(), ctx.clusters.clone(), stop.clone()),
         controller!(crate::api::System, systems::reconcile_system),
         controller!(crate::api::Service, systems::reconcile_service),
-        controller!(crate::api::VmRequest, requests::reconcile),
-        controller!(crate::api::VmOperation, operations::reconcile),
+        run_controller!(requests, requests::reconcile),
+        run_controller!(operations, operations::reconcile),
         controller!(crate::api::Approval, approvals::reconcile),
         controller!(crate::api::VmNamespace, catalog::reconcile_namespace),
         controller!(crate::api::Cluster, catalog::reconcile_cluster),

@@ -7,6 +7,7 @@ use super::status::{
 };
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
 use crate::api::VmRequest;
+use crate::api::vm_request::VmRef;
 use crate::app::AppError;
 use crate::app::requests::{
     VmRequestInput, cancel_for_deleted_object, submit_vm_request, ticket_view,
@@ -156,9 +157,10 @@ async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, Reconcile
     Ok(Action::await_change())
 }
 
-/// Shows the ticket in a VmRequest's or VmOperation's status (phase, approver, reason, VM
-/// names and placement) and records an Event when the phase changes. Used after submission
-/// and by the Approval reconciler right after a decision. Returns the ticket's state.
+/// Shows the ticket in a VmRequest's or VmOperation's status (phase, approver, reason, the
+/// VMs with their state, IP and node, and for a VmRequest a `Ready` condition that turns
+/// True when the ticket succeeded). Writes only when something changed; then records an
+/// Event for a new phase and one for each VM that changed state. Returns the ticket's state.
 pub(crate) async fn report_ticket<K>(
     ctx: &Context,
     api: &Api<K>,
@@ -181,27 +183,19 @@ where
         .ok()
         .and_then(|o| o.get("status").cloned())
         .unwrap_or_default();
-    let vms: Vec<serde_json::Value> = view
+    let vms: Vec<VmRef> = view
         .vms
         .iter()
-        .map(|v| json!({"name": v.name, "cluster": v.cluster, "phase": v.status}))
+        .map(|v| VmRef {
+            name: v.name.clone(),
+            cluster: v.cluster.clone(),
+            namespace: Some(v.namespace.clone()),
+            phase: Some(v.status.clone()),
+            reason: v.status_reason.clone(),
+            ip: v.ip_address.clone(),
+            node: v.node.clone(),
+        })
         .collect();
-    let shown_phases = |vms: &[serde_json::Value]| -> Vec<Option<String>> {
-        vms.iter()
-            .map(|v| v.get("phase").and_then(|p| p.as_str()).map(String::from))
-            .collect()
-    };
-    let unchanged = current.get("phase").and_then(|p| p.as_str()) == Some(phase)
-        && current.get("ticketId").and_then(|t| t.as_str()) == Some(ticket_id.to_string().as_str())
-        && current
-            .get("vms")
-            .and_then(|v| v.as_array())
-            .map(|shown| shown_phases(shown))
-            .unwrap_or_default()
-            == shown_phases(&vms);
-    if unchanged {
-        return Ok(view.status);
-    }
     let mut conditions = vec![condition(
         "Accepted",
         true,
@@ -218,9 +212,13 @@ where
             "Approved", true, "Approved", &message, generation,
         )),
     }
-    patch_status(
+    if creates {
+        let ready = view.status == TicketStatus::Succeeded;
+        conditions.push(condition("Ready", ready, phase, &message, generation));
+    }
+    let written = patch_status(
         api,
-        &obj.name_any(),
+        obj,
         json!({
             "phase": phase,
             "observedGeneration": generation,
@@ -235,7 +233,40 @@ where
         }),
     )
     .await?;
-    let warning = view.status == TicketStatus::Rejected;
-    publish(ctx, obj, warning, phase, message).await;
+    if !written {
+        return Ok(view.status);
+    }
+    if current.get("phase").and_then(|p| p.as_str()) != Some(phase) {
+        let warning = matches!(
+            view.status,
+            TicketStatus::Rejected | TicketStatus::Failed | TicketStatus::PartiallySucceeded
+        );
+        publish(ctx, obj, warning, phase, message).await;
+    }
+    let shown: Vec<VmRef> = current
+        .get("vms")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    for vm in &vms {
+        let before = shown.iter().find(|s| s.name == vm.name);
+        let moved = before.is_none_or(|b| (&b.phase, &b.reason) != (&vm.phase, &vm.reason));
+        let Some(vm_phase) = vm.phase.as_deref() else {
+            continue;
+        };
+        // A VM first shown as Creating is the approval's news, already reported above.
+        if !moved || (before.is_none() && vm_phase == "Creating") {
+            continue;
+        }
+        let mut note = format!(
+            "VM {} on {}: {vm_phase}",
+            vm.name,
+            vm.cluster.as_deref().unwrap_or("no cluster")
+        );
+        if let Some(reason) = &vm.reason {
+            note.push_str(&format!(" ({reason})"));
+        }
+        let warning = matches!(vm_phase, "Failed" | "Missing");
+        publish(ctx, obj, warning, &format!("VM{vm_phase}"), note).await;
+    }
     Ok(view.status)
 }

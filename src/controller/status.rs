@@ -36,18 +36,62 @@ pub fn condition(
     }
 }
 
-/// Merges `status` into the object's status subresource.
-pub async fn patch_status<K>(api: &Api<K>, name: &str, status: Value) -> Result<(), kube::Error>
+/// Merges `desired` into the object's status subresource, but only when it differs from
+/// what `obj` shows (an idle system writes nothing). A condition whose status is unchanged
+/// keeps its `lastTransitionTime` (Kubernetes API conventions). True when it wrote.
+pub async fn patch_status<K>(api: &Api<K>, obj: &K, mut desired: Value) -> Result<bool, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    let current = serde_json::to_value(obj)
+        .ok()
+        .and_then(|o| o.get("status").cloned())
+        .unwrap_or(Value::Null);
+    keep_transition_times(&current, &mut desired);
+    if !differs(&current, &desired) {
+        return Ok(false);
+    }
+    let name = obj.meta().name.clone().unwrap_or_default();
     api.patch_status(
-        name,
+        &name,
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": status})),
+        &Patch::Merge(json!({"status": desired})),
     )
     .await?;
-    Ok(())
+    Ok(true)
+}
+
+/// Copies each condition's `lastTransitionTime` from `current` when its status is the same.
+fn keep_transition_times(current: &Value, desired: &mut Value) {
+    let Some(conditions) = desired.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let previous = current.get("conditions").and_then(Value::as_array);
+    for condition in conditions {
+        let before =
+            previous.and_then(|p| p.iter().find(|c| c.get("type") == condition.get("type")));
+        if let Some(before) = before
+            && before.get("status") == condition.get("status")
+            && let Some(time) = before.get("lastTransitionTime")
+        {
+            condition["lastTransitionTime"] = time.clone();
+        }
+    }
+}
+
+/// Whether merging `desired` would change `current`: a key of `desired` whose value
+/// differs (null and absent are the same, as in a merge patch).
+fn differs(current: &Value, desired: &Value) -> bool {
+    let Some(desired) = desired.as_object() else {
+        return true;
+    };
+    desired.iter().any(|(key, value)| {
+        let now = current.get(key).unwrap_or(&Value::Null);
+        match (now, value) {
+            (Value::Object(_), Value::Object(_)) => differs(now, value),
+            _ => now != value,
+        }
+    })
 }
 
 /// Records an Event on the object; failing to record one is logged, never fatal.
@@ -98,11 +142,6 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let generation = obj.meta().generation;
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(ReconcileError::MissingField("metadata.name"))?;
     let status = json!({
         "phase": "Denied",
         "observedGeneration": generation,
@@ -112,8 +151,9 @@ where
             condition("Denied", true, reason, message, generation),
         ],
     });
-    patch_status(api, &name, status).await?;
-    publish(ctx, obj, true, reason, message.to_string()).await;
+    if patch_status(api, obj, status).await? {
+        publish(ctx, obj, true, reason, message.to_string()).await;
+    }
     Ok(())
 }
 
@@ -136,12 +176,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let generation = obj.meta().generation;
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(ReconcileError::MissingField("metadata.name"))?;
-    patch_status(api, &name, json!({
+    patch_status(api, obj, json!({
         "phase": "Pending",
         "observedGeneration": generation,
         "message": format!("waiting: {message}"),
@@ -151,4 +186,52 @@ where
     Ok(kube::runtime::controller::Action::requeue(
         std::time::Duration::from_secs(5),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_condition_keeps_its_transition_time_and_nothing_is_written() {
+        let current = json!({"phase": "Ready", "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Mirrored", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        let mut desired = json!({"phase": "Ready", "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Mirrored", "lastTransitionTime": "2026-11-30T10:00:00Z"}]});
+        keep_transition_times(&current, &mut desired);
+        assert_eq!(
+            desired["conditions"][0]["lastTransitionTime"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert!(!differs(&current, &desired));
+    }
+
+    #[test]
+    fn a_changed_condition_status_moves_its_transition_time() {
+        let current = json!({"conditions": [
+            {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        let mut desired = json!({"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-30T10:00:00Z"}]});
+        keep_transition_times(&current, &mut desired);
+        assert_eq!(
+            desired["conditions"][0]["lastTransitionTime"],
+            "2026-11-30T10:00:00Z"
+        );
+        assert!(differs(&current, &desired));
+    }
+
+    #[test]
+    fn differences_are_found_in_nested_values_and_null_equals_absent() {
+        let current = json!({"phase": "Ready", "vms": [{"name": "a", "phase": "Starting"}]});
+        assert!(differs(
+            &current,
+            &json!({"vms": [{"name": "a", "phase": "Running"}]})
+        ));
+        assert!(!differs(
+            &current,
+            &json!({"phase": "Ready", "approver": null})
+        ));
+        assert!(differs(&current, &json!({"phase": "Error"})));
+        assert!(differs(&Value::Null, &json!({"phase": "Ready"})));
+    }
 }

@@ -213,7 +213,7 @@ async fn registered<K: Reconciled>(
     if let (Some(status), serde_json::Value::Object(extra)) = (status.as_object_mut(), extra) {
         status.extend(extra);
     }
-    patch_status(api, &obj.meta().name.clone().unwrap_or_default(), status).await?;
+    patch_status(api, obj, status).await?;
     if created {
         publish(ctx, obj, false, "Registered", message).await;
     }
@@ -248,7 +248,7 @@ async fn removed<K: Reconciled>(
         Err(err @ AppError::Conflict(_)) => {
             let generation = obj.meta().generation;
             let message = err.to_string();
-            patch_status(api, &obj.meta().name.clone().unwrap_or_default(), json!({
+            patch_status(api, obj, json!({
                 "phase": "DeletionBlocked",
                 "conditions": [condition("Ready", false, "DeletionBlocked", &message, generation)],
             }))

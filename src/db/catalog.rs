@@ -307,3 +307,41 @@ pub async fn cluster_candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<Clu
     .fetch_all(conn)
     .await
 }
+
+/// Where a cluster's credentials are: the kubeconfig Secret it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAccess {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: String,
+    pub secret_namespace: String,
+    pub secret_name: String,
+    pub secret_key: String,
+}
+
+pub async fn cluster_access(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<ClusterAccess>> {
+    sqlx::query_as!(
+        ClusterAccess,
+        r#"SELECT id, name, environment, kubeconfig_secret_ns AS secret_namespace,
+                  kubeconfig_secret AS secret_name, kubeconfig_secret_key AS secret_key
+           FROM clusters WHERE id = $1 AND deleted_at IS NULL"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Every live cluster's credentials reference, by name.
+pub async fn live_cluster_access(conn: &mut PgConnection) -> sqlx::Result<Vec<ClusterAccess>> {
+    sqlx::query_as!(
+        ClusterAccess,
+        r#"SELECT id, name, environment, kubeconfig_secret_ns AS secret_namespace,
+                  kubeconfig_secret AS secret_name, kubeconfig_secret_key AS secret_key
+           FROM clusters WHERE deleted_at IS NULL ORDER BY name"#
+    )
+    .fetch_all(conn)
+    .await
+}

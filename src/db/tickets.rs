@@ -76,7 +76,7 @@ pub async fn decide(
     approver: &str,
     reason: &str,
 ) -> sqlx::Result<Option<TicketRow>> {
-    sqlx::query_as!(
+    let decided = sqlx::query_as!(
         TicketRow,
         r#"UPDATE tickets
            SET status = $3, approver = $4, decision_reason = $5, decided_at = now(), updated_at = now()
@@ -88,8 +88,12 @@ pub async fn decide(
         approver,
         reason
     )
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    if decided.is_some() {
+        notify_changed(conn, id).await?;
+    }
+    Ok(decided)
 }
 
 /// The ticket a Kubernetes object (VmRequest, VmOperation) opened, if any.
@@ -305,4 +309,54 @@ pub async fn list_row(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<
         ..TicketFilter::default()
     };
     Ok(list(conn, &filter, None, 1).await?.pop())
+}
+
+/// Moves a ticket from `from` to `to` as work progresses (no decision is recorded). False
+/// when it was not in `from`.
+pub async fn advance(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    error_message: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE tickets SET status = $3, error_message = COALESCE($4, error_message), updated_at = now()
+           WHERE id = $1 AND status = $2"#,
+        id,
+        from,
+        to,
+        error_message
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The channel on which a changed ticket's id is announced when the transaction commits, so
+/// the reconciler of the object that asked for it reports the change without polling.
+pub const CHANGED_CHANNEL: &str = "shepherd_ticket_changed";
+
+pub async fn notify_changed(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The uid of the Kubernetes object that opened the ticket.
+pub async fn request_uid(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar!("SELECT request_uid FROM tickets WHERE id = $1", id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
+}
+
+/// A ticket's status, its row locked for the rest of the transaction.
+pub async fn lock_status(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT status FROM tickets WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(conn)
+        .await
 }

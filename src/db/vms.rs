@@ -43,13 +43,21 @@ pub struct VmSummary {
     pub id: Uuid,
     pub name: String,
     pub cluster: Option<String>,
+    pub namespace: String,
     pub status: String,
+    pub status_reason: Option<String>,
+    pub desired_power_state: String,
+    pub ip_address: Option<String>,
+    pub node: Option<String>,
 }
 
 pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Result<Vec<VmSummary>> {
     sqlx::query_as!(
         VmSummary,
-        r#"SELECT v.id, v.name, c.name AS "cluster?", v.status FROM vms v
+        r#"SELECT v.id, v.name, c.name AS "cluster?", n.name AS namespace, v.status, v.status_reason,
+                  v.desired_power_state, v.ip_address, v.node
+           FROM vms v
+           JOIN namespaces n ON n.id = v.namespace_id
            LEFT JOIN clusters c ON c.id = v.cluster_id
            WHERE v.ticket_id = $1 ORDER BY v.instance_index"#,
         ticket_id
@@ -62,9 +70,12 @@ pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Resul
 pub async fn summary(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VmSummary>> {
     sqlx::query_as!(
         VmSummary,
-        r#"SELECT v.id, v.name,
-                  (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?", v.status
-           FROM vms v WHERE v.id = $1"#,
+        r#"SELECT v.id, v.name, c.name AS "cluster?", n.name AS namespace, v.status, v.status_reason,
+                  v.desired_power_state, v.ip_address, v.node
+           FROM vms v
+           JOIN namespaces n ON n.id = v.namespace_id
+           LEFT JOIN clusters c ON c.id = v.cluster_id
+           WHERE v.id = $1"#,
         id
     )
     .fetch_optional(conn)
@@ -77,7 +88,10 @@ pub struct VmListRow {
     pub id: Uuid,
     pub name: String,
     pub status: String,
+    pub status_reason: Option<String>,
     pub desired_power_state: String,
+    pub ip_address: Option<String>,
+    pub node: Option<String>,
     pub ticket_id: Uuid,
     pub system_id: Uuid,
     pub system_name: String,
@@ -108,7 +122,8 @@ pub async fn list(
     let (after_at, after_id) = after.unzip();
     sqlx::query_as!(
         VmListRow,
-        r#"SELECT v.id, v.name, v.status, v.desired_power_state, v.ticket_id, sys.id AS system_id,
+        r#"SELECT v.id, v.name, v.status, v.status_reason, v.desired_power_state, v.ip_address, v.node,
+                  v.ticket_id, sys.id AS system_id,
                   sys.name AS system_name, s.name AS service_name, n.name AS namespace_name,
                   n.environment, c.name AS "cluster?", v.created_by, v.created_at
            FROM vms v
@@ -163,4 +178,187 @@ pub async fn live_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Result<O
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Everything provisioning one VM needs: the row, its ticket's snapshots, where it goes.
+#[derive(Debug, Clone)]
+pub struct ProvisionTarget {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub desired_power_state: String,
+    pub instance_index: i32,
+    pub storage_class: Option<String>,
+    pub created_by: String,
+    pub ticket_id: Uuid,
+    pub ticket_status: String,
+    pub template_snapshot: Option<serde_json::Value>,
+    pub instance_size_snapshot: Option<serde_json::Value>,
+    pub final_resources: Option<serde_json::Value>,
+    pub namespace: String,
+    pub environment: String,
+    pub system: String,
+    pub service: String,
+    pub cluster_id: Option<Uuid>,
+    pub cluster: Option<String>,
+}
+
+pub async fn provision_target(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<ProvisionTarget>> {
+    sqlx::query_as!(
+        ProvisionTarget,
+        r#"SELECT v.id, v.name, v.status, v.desired_power_state, v.instance_index, v.storage_class,
+                  v.created_by, t.id AS ticket_id, t.status AS ticket_status, t.template_snapshot,
+                  t.instance_size_snapshot, t.final_resources, n.name AS namespace, n.environment,
+                  sys.name AS system, s.name AS service, v.cluster_id, c.name AS "cluster?"
+           FROM vms v
+           JOIN tickets t ON t.id = v.ticket_id
+           JOIN namespaces n ON n.id = v.namespace_id
+           JOIN services s ON s.id = v.service_id
+           JOIN systems sys ON sys.id = s.system_id
+           LEFT JOIN clusters c ON c.id = v.cluster_id
+           WHERE v.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A VM as the status watcher of its cluster sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedVm {
+    pub id: Uuid,
+    pub name: String,
+    pub namespace: String,
+    pub ticket_id: Uuid,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub desired_power_state: String,
+    pub ip_address: Option<String>,
+    pub node: Option<String>,
+    pub environment: String,
+}
+
+/// Live VMs placed on a cluster.
+pub async fn on_cluster(conn: &mut PgConnection, cluster_id: Uuid) -> sqlx::Result<Vec<WatchedVm>> {
+    sqlx::query_as!(
+        WatchedVm,
+        r#"SELECT v.id, v.name, n.name AS namespace, v.ticket_id, v.status, v.status_reason,
+                  v.desired_power_state, v.ip_address, v.node, n.environment
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
+           WHERE v.cluster_id = $1 AND v.deleted_at IS NULL ORDER BY v.name"#,
+        cluster_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// One live VM on a cluster by name, locked for the rest of the transaction so that the
+/// watcher and a job never interleave their read-decide-write.
+pub async fn watched_for_update(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<WatchedVm>> {
+    sqlx::query_as!(
+        WatchedVm,
+        r#"SELECT v.id, v.name, n.name AS namespace, v.ticket_id, v.status, v.status_reason,
+                  v.desired_power_state, v.ip_address, v.node, n.environment
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
+           WHERE v.cluster_id = $1 AND v.name = $2 AND v.deleted_at IS NULL
+           FOR UPDATE OF v"#,
+        cluster_id,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What a VM's row says about it on its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmObservation<'a> {
+    pub status: &'a str,
+    pub status_reason: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+    pub node: Option<&'a str>,
+    pub last_error: Option<&'a str>,
+}
+
+/// Writes a VM's observed state when the row is in `from`; false when it was not (a
+/// concurrent writer moved it) or nothing differs.
+pub async fn set_observation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    o: &VmObservation<'_>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE vms SET status = $3, status_reason = $4, ip_address = $5, node = $6,
+                  last_error = COALESCE($7, last_error), updated_at = now()
+           WHERE id = $1 AND status = $2
+             AND (status, status_reason, ip_address, node, last_error)
+                 IS DISTINCT FROM ($3, $4, $5, $6, COALESCE($7, last_error))"#,
+        id,
+        from,
+        o.status,
+        o.status_reason,
+        o.ip_address,
+        o.node,
+        o.last_error
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the uid of the VirtualMachine applied for this VM.
+pub async fn set_k8s_uid(conn: &mut PgConnection, id: Uuid, uid: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE vms SET k8s_uid = $2 WHERE id = $1 AND k8s_uid IS DISTINCT FROM $2",
+        id,
+        uid
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The states and desired power states of a ticket's VMs.
+pub async fn states_for_ticket(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        "SELECT status, desired_power_state FROM vms WHERE ticket_id = $1 ORDER BY instance_index",
+        ticket_id
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.status, r.desired_power_state))
+        .collect())
+}
+
+/// Appends a revision when `spec` differs from the VM's latest one; true when it did.
+pub async fn append_revision_if_changed(
+    conn: &mut PgConnection,
+    vm_id: Uuid,
+    spec: &serde_json::Value,
+    change_reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"INSERT INTO vm_revisions (vm_id, revision, spec, change_reason)
+           SELECT $1, COALESCE(max(r.revision), 0) + 1, $2, $3 FROM vm_revisions r WHERE r.vm_id = $1
+           HAVING (SELECT spec FROM vm_revisions WHERE vm_id = $1 ORDER BY revision DESC LIMIT 1)
+                  IS DISTINCT FROM $2"#,
+        vm_id,
+        spec,
+        change_reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -10,10 +10,12 @@ pub mod permissions;
 pub mod placement;
 pub mod policy;
 pub mod redact;
+pub mod render;
 pub mod resources;
 pub mod subject;
 pub mod ticket;
 pub mod vm_name;
+pub mod vm_state;
 
 pub use environment::Environment;
 pub use identity::{Identity, IdentityError, ObjectKey};

@@ -2,11 +2,18 @@
 //! domain write that needs them and carry ids only; workers load the rest.
 
 pub mod args;
+pub mod provision;
 
+use crate::clusters::ClusterClients;
+use riverqueue::{MaintenanceConfig, QueueConfig, Workers};
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The queue for work on target clusters.
 pub const VM_QUEUE: &str = "vm_ops";
+/// The queue of day-2 operation jobs (no worker yet).
+pub const DAY2_QUEUE: &str = "vm_day2";
 
 #[derive(Debug, thiserror::Error)]
 #[error("building the River client: {0}")]
@@ -18,4 +25,76 @@ pub fn inserter(pool: &PgPool) -> Result<riverqueue::Client, QueueSetupError> {
     Ok(riverqueue::Client::builder(pool.clone())
         .without_leader_election()
         .build()?)
+}
+
+/// Delay before retry `attempt` (1-based) of a failed job: 1 s, 2 s, 4 s ... at most 60 s,
+/// so a cluster that is away for a minute is caught soon after it returns.
+pub fn backoff(attempt: i32) -> Duration {
+    let exponent = attempt.clamp(1, 7) - 1;
+    Duration::from_secs((1u64 << exponent).min(60))
+}
+
+/// How this process works jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Jobs of the `vm_ops` queue worked at once by this process.
+    pub concurrency: usize,
+    /// Concurrent writes to one target cluster.
+    pub cluster_write_concurrency: usize,
+    /// How long one attempt may run before it is cancelled.
+    pub job_timeout: Duration,
+    /// After how long a job left running (its process died) is rescued and retried. River
+    /// requires at least the job timeout.
+    pub rescue_after: Duration,
+    /// How long running jobs may finish when the process stops.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 10,
+            cluster_write_concurrency: crate::clusters::DEFAULT_WRITE_CONCURRENCY,
+            job_timeout: provision::JOB_TIMEOUT,
+            rescue_after: provision::JOB_TIMEOUT + Duration::from_secs(5 * 60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A River client with this process's workers, eligible to lead River's maintenance
+/// (rescuing jobs of dead processes, pruning finished ones).
+pub fn worker_client(
+    pool: &PgPool,
+    clusters: Arc<ClusterClients>,
+    opts: &WorkerOptions,
+) -> Result<riverqueue::Client, QueueSetupError> {
+    let mut workers = Workers::new();
+    workers.add(provision::ProvisionWorker {
+        pool: pool.clone(),
+        clusters,
+        job_timeout: opts.job_timeout,
+    })?;
+    let maintenance = MaintenanceConfig::default()
+        .with_rescue_after(opts.rescue_after)
+        .with_rescuer_interval(opts.rescue_after.min(Duration::from_secs(30)));
+    Ok(riverqueue::Client::builder(pool.clone())
+        .workers(workers)
+        .queue(VM_QUEUE, QueueConfig::new(opts.concurrency.max(1)))
+        .job_timeout(opts.job_timeout)
+        .soft_stop_timeout(opts.shutdown_grace)
+        .maintenance(maintenance)
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let delays: Vec<u64> = (1..=9).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(0).as_secs(), 1);
+    }
 }

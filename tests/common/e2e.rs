@@ -10,6 +10,7 @@ use shepherd::controller::lease::LeaseConfig;
 use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
 use shepherd::http::api::ApiConfig;
+use shepherd::jobs::WorkerOptions;
 use shepherd::run::{ApiOptions, RunOptions, Running, WebhookOptions};
 use shepherd_sim::{ClusterConfig, SimCluster, User};
 use std::path::{Path, PathBuf};
@@ -23,11 +24,26 @@ pub const KEY: &[u8] = b"an-identity-key-for-tests-only-32bytes!!";
 pub struct Env {
     pub db: TestDb,
     pub sim: SimCluster,
+    /// Target clusters with simulated KubeVirt, registered by `add_target`.
+    pub targets: Vec<SimCluster>,
+    /// Whether the in-process shepherd works River jobs (set before `start_shepherd`).
+    pub workers: bool,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
     ca_pem: String,
     cert: PathBuf,
     key: PathBuf,
+}
+
+/// Workers as in production, but a dead process's jobs are rescued within seconds.
+pub fn worker_options() -> WorkerOptions {
+    WorkerOptions {
+        concurrency: 4,
+        job_timeout: Duration::from_secs(20),
+        rescue_after: Duration::from_secs(20),
+        shutdown_grace: Duration::from_secs(5),
+        ..WorkerOptions::default()
+    }
 }
 
 pub fn kubectl_path() -> PathBuf {
@@ -113,6 +129,8 @@ pub async fn start(db: TestDb) -> Env {
     let mut env = Env {
         db,
         sim,
+        targets: Vec::new(),
+        workers: true,
         dir,
         running: None,
         ca_pem: ca.ca_pem().to_string(),
@@ -159,6 +177,8 @@ impl Env {
             health_addr: None,
             controllers,
             lease,
+            workers: self.workers.then(worker_options),
+            cluster_write_concurrency: 5,
         };
         let client = self.sim.kube_client("admin").unwrap();
         let running = shepherd::run::start(opts, self.db.pool.clone(), client, Arc::from(KEY))
@@ -170,6 +190,58 @@ impl Env {
         if self.webhook_configured().await {
             self.register_webhooks().await;
         }
+    }
+
+    /// Starts a target cluster with simulated KubeVirt, stores its admin kubeconfig in the
+    /// Secret `kubevirt-shepherd/<name>-kubeconfig` of the management cluster (unless
+    /// `with_secret` is false) and registers it as a `Cluster` of `environment`; returns once
+    /// the Cluster is mirrored.
+    pub async fn add_target(&mut self, name: &str, environment: &str, with_secret: bool) {
+        let target = SimCluster::start(ClusterConfig::target(name))
+            .await
+            .unwrap();
+        if with_secret {
+            self.put_kubeconfig_secret(name, &target.kubeconfig_yaml("admin").unwrap())
+                .await;
+        }
+        self.targets.push(target);
+        let cluster = format!(
+            "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Cluster\nmetadata: {{name: {name}}}\n\
+             spec: {{environment: {environment}, kubeconfigSecretRef: {{namespace: kubevirt-shepherd, name: {name}-kubeconfig}}}}\n"
+        );
+        self.kubectl_ok("admin", &["apply", "-f", "-"], Some(&cluster))
+            .await;
+        self.wait_for("clusters.shepherd.kv-shepherd.io", None, name, |o| {
+            o.pointer("/status/phase") == Some(&json!("Ready"))
+        })
+        .await;
+    }
+
+    /// Writes (or replaces) the kubeconfig Secret of target `name` in the management cluster.
+    pub async fn put_kubeconfig_secret(&self, name: &str, kubeconfig: &str) {
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(self.sim.kube_client("admin").unwrap(), "kubevirt-shepherd");
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("{name}-kubeconfig")},
+            "data": {"kubeconfig": base64::engine::general_purpose::STANDARD.encode(kubeconfig)},
+        }))
+        .unwrap();
+        secrets
+            .patch(
+                &format!("{name}-kubeconfig"),
+                &kube::api::PatchParams::apply("e2e").force(),
+                &kube::api::Patch::Apply(&secret),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub fn target(&self, name: &str) -> &SimCluster {
+        self.targets
+            .iter()
+            .find(|t| t.name() == name)
+            .expect("a target started by add_target")
     }
 
     pub async fn stop_shepherd(&mut self) {

@@ -1,0 +1,786 @@
+//! Provisioning end to end on the simulator: approved VMs become running KubeVirt
+//! VirtualMachines on their target clusters (two clusters, test and prod), their state comes
+//! back to PostgreSQL and to the VmRequest, and faults (unreachable or throttling clusters,
+//! missing credentials, name conflicts, unschedulable VMs, watches cut and compacted, VMs
+//! deleted behind our back, a process killed mid-job) end consistent.
+
+mod common;
+
+use common::e2e::{Env, KEY, start};
+use common::{count, setup};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use serde_json::{Value, json};
+use shepherd::clusters::kubevirt;
+use shepherd_sim::FailWith;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+
+const SHOP: &str = r#"
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: System
+metadata: {name: shop}
+spec: {}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Service
+metadata: {name: shop.web}
+spec: {system: shop}
+"#;
+
+fn vm_request(name: &str, namespace: &str, count: i32) -> String {
+    format!(
+        "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmRequest\nmetadata: {{name: {name}, namespace: apps}}\n\
+         spec: {{system: shop, service: web, targetNamespace: {namespace}, template: fedora, instanceSize: small, count: {count}, reason: more}}\n"
+    )
+}
+
+fn approval(name: &str, target: &str) -> String {
+    format!(
+        "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Approval\nmetadata: {{name: {name}, namespace: apps}}\n\
+         spec: {{target: {{kind: VmRequest, name: {target}}}, decision: approve, reason: \"capacity ok\"}}\n"
+    )
+}
+
+/// The management cluster with Shepherd, a test cluster `target-1` and (when `prod`) a prod
+/// cluster `prod-1`, both with their kubeconfig Secrets, and alice's System and Service.
+async fn world(opts: PgPoolOptions, connect: PgConnectOptions, prod: bool) -> Env {
+    let mut env = start(setup(opts, connect).await).await;
+    env.add_target("target-1", "test", true).await;
+    if prod {
+        env.add_target("prod-1", "prod", true).await;
+    }
+    shop(&env).await;
+    env
+}
+
+async fn shop(env: &Env) {
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(SHOP))
+        .await;
+    env.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
+        o.pointer("/status/phase") == Some(&json!("Active"))
+    })
+    .await;
+}
+
+/// `user` asks for `count` VMs in `namespace`; bob approves; returns once it is approved.
+async fn request_and_approve(env: &Env, user: &str, name: &str, namespace: &str, count: i32) {
+    env.kubectl_ok(
+        user,
+        &["apply", "-f", "-"],
+        Some(&vm_request(name, namespace, count)),
+    )
+    .await;
+    wait_phase(env, name, &["PendingApproval"], 30).await;
+    env.kubectl_ok(
+        "bob",
+        &["apply", "-f", "-"],
+        Some(&approval(&format!("{name}-ok"), name)),
+    )
+    .await;
+}
+
+/// Waits (up to `seconds`: a liveness bound on a loaded machine, not a performance
+/// assertion) until the VmRequest's phase is one of `phases`.
+async fn wait_phase(env: &Env, name: &str, phases: &[&str], seconds: u64) -> Value {
+    wait_until(env, name, seconds, |o| {
+        o.pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_some_and(|p| phases.contains(&p))
+    })
+    .await
+}
+
+async fn wait_until(env: &Env, name: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let obj = env.get("vmrequests", Some("apps"), name).await;
+        if let Some(obj) = &obj
+            && done(obj)
+        {
+            return obj.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "vmrequest {name} never got there; last seen: {obj:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn vm_api(env: &Env, cluster: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let client = env.target(cluster).kube_client("admin").unwrap();
+    match namespace {
+        Some(ns) => Api::namespaced_with(client, ns, &kubevirt::virtual_machine()),
+        None => Api::all_with(client, &kubevirt::virtual_machine()),
+    }
+}
+
+/// Names of the VirtualMachines on a cluster, in every namespace.
+async fn vms_on(env: &Env, cluster: &str) -> Vec<String> {
+    let mut names: Vec<String> = vm_api(env, cluster, None)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o.metadata.namespace.unwrap_or_default(),
+                o.metadata.name.unwrap_or_default()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn vm_phases(request: &Value) -> Vec<(String, String)> {
+    request["status"]["vms"]
+        .as_array()
+        .map(|vms| {
+            vms.iter()
+                .map(|v| {
+                    (
+                        v["name"].as_str().unwrap_or_default().to_string(),
+                        v["phase"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn audit_actions(env: &Env) -> Vec<String> {
+    sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&env.db.pool)
+        .await
+        .unwrap()
+}
+
+/// The Events (events.k8s.io) about the VmRequest `name`, as JSON items.
+async fn events_for(env: &Env, name: &str) -> Vec<Value> {
+    let out = env
+        .kubectl_ok(
+            "admin",
+            &["get", "events.events.k8s.io", "-n", "apps", "-o", "json"],
+            None,
+        )
+        .await;
+    let all: Value = serde_json::from_str(&out).unwrap();
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["regarding"]["name"] == name)
+        .cloned()
+        .collect()
+}
+
+/// How many times Events with `reason` were recorded about the VmRequest `name`.
+async fn event_count(env: &Env, name: &str, reason: &str) -> i64 {
+    events_for(env, name)
+        .await
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .map(|e| e["series"]["count"].as_i64().unwrap_or(1))
+        .sum()
+}
+
+#[sqlx::test(migrations = false)]
+async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, true).await;
+    let cluster = env
+        .get("clusters.shepherd.kv-shepherd.io", None, "target-1")
+        .await
+        .unwrap();
+    let credentials = cluster["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "CredentialsReady")
+        .cloned();
+    assert_eq!(
+        credentials.as_ref().map(|c| c["status"].clone()),
+        Some(json!("True")),
+        "{cluster:#}"
+    );
+
+    // alice: two test VMs. Placement may only pick the test cluster.
+    request_and_approve(&env, "alice", "r1", "team-a", 2).await;
+    let done = wait_phase(
+        &env,
+        "r1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        60,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    let vms = done["status"]["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 2);
+    for vm in vms {
+        assert_eq!(vm["phase"], "Running", "{vm}");
+        assert_eq!(vm["cluster"], "target-1", "{vm}");
+        assert_eq!(vm["namespace"], "team-a", "{vm}");
+        assert!(vm["ip"].as_str().is_some_and(|ip| !ip.is_empty()), "{vm}");
+        assert!(vm["node"].as_str().is_some_and(|n| !n.is_empty()), "{vm}");
+    }
+    let ready = done["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "True", "{ready}");
+    // kubectl wait works on the Ready condition.
+    env.kubectl_ok(
+        "alice",
+        &[
+            "wait",
+            "-n",
+            "apps",
+            "--for=condition=Ready",
+            "vmrequest/r1",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01", "team-a/team-a-shop-web-02"]
+    );
+    assert!(vms_on(&env, "prod-1").await.is_empty());
+
+    // What was applied: our labels on the VM and its template, runStrategy, the field manager.
+    let applied = vm_api(&env, "target-1", Some("team-a"))
+        .get("team-a-shop-web-01")
+        .await
+        .unwrap();
+    let applied = serde_json::to_value(&applied).unwrap();
+    let ticket = done["status"]["ticketId"].as_str().unwrap();
+    for labels in [
+        &applied["metadata"]["labels"],
+        &applied["spec"]["template"]["metadata"]["labels"],
+    ] {
+        assert_eq!(
+            labels["kubevirt-shepherd.io/managed-by"],
+            "kubevirt-shepherd"
+        );
+        assert_eq!(labels["kubevirt-shepherd.io/ticket-id"], ticket);
+        assert_eq!(labels["kubevirt-shepherd.io/system"], "shop");
+        assert_eq!(labels["kubevirt-shepherd.io/service"], "web");
+        assert_eq!(labels["kubevirt-shepherd.io/instance"], "01");
+        assert_eq!(labels["kubevirt-shepherd.io/created-by"], "alice");
+    }
+    assert_eq!(applied["spec"]["runStrategy"], "Always");
+    assert!(applied["spec"].get("running").is_none());
+    let managers: Vec<&str> = applied["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"kubevirt-shepherd"), "{managers:?}");
+    // The namespace was created just in time, labelled as ours.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(env.target("target-1").kube_client("admin").unwrap());
+    let ns = namespaces.get("team-a").await.unwrap();
+    assert_eq!(
+        ns.metadata.labels.unwrap_or_default()["kubevirt-shepherd.io/managed-by"],
+        "kubevirt-shepherd"
+    );
+
+    // PostgreSQL: rows Running with IP and node; one revision each; the ticket Succeeded.
+    let rows: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT status, ip_address, node FROM vms ORDER BY name")
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        rows.iter()
+            .all(|(s, ip, node)| s == "Running" && ip.is_some() && node.is_some()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await,
+        2
+    );
+    let actions = audit_actions(&env).await;
+    for action in [
+        "vm.provision.started",
+        "vm.provision.applied",
+        "vm.provision.running",
+        "ticket.succeeded",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+    // One Event per VM transition, not per reconcile.
+    assert_eq!(
+        event_count(&env, "r1", "VMRunning").await,
+        2,
+        "{:#?}",
+        events_for(&env, "r1").await
+    );
+
+    // The plugin lists state, IP and node.
+    let (code, out, err) = env.plugin("alice", &["vms"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("IP") && out.contains("NODE"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("Running")).count() == 2,
+        "{out}"
+    );
+
+    // Prod VMs (asked by a platform admin, who may see shop in prod) land on the prod
+    // cluster only.
+    request_and_approve(&env, "admin", "p1", "shop-prod", 1).await;
+    let done = wait_phase(
+        &env,
+        "p1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        60,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_eq!(done["status"]["vms"][0]["cluster"], "prod-1");
+    assert_eq!(
+        vms_on(&env, "prod-1").await,
+        ["shop-prod/shop-prod-shop-web-03"]
+    );
+    assert_eq!(vms_on(&env, "target-1").await.len(), 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn one_unschedulable_vm_of_three_makes_the_ticket_partially_succeed(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    env.target("target-1").kubevirt().unwrap().fail_vm(
+        "team-a",
+        "team-a-shop-web-02",
+        "ErrorUnschedulable",
+    );
+    request_and_approve(&env, "alice", "r1", "team-a", 3).await;
+    let done = wait_phase(
+        &env,
+        "r1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        60,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "PartiallySucceeded", "{done:#}");
+    assert_eq!(
+        vm_phases(&done),
+        [
+            ("team-a-shop-web-01".into(), "Running".into()),
+            ("team-a-shop-web-02".into(), "Failed".into()),
+            ("team-a-shop-web-03".into(), "Running".into()),
+        ]
+    );
+    assert_eq!(done["status"]["vms"][1]["reason"], "ErrorUnschedulable");
+    let ready = done["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT status_reason FROM vms WHERE name = 'team-a-shop-web-02'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("ErrorUnschedulable"));
+    assert!(audit_actions(&env).await.contains(&"vm.failed".to_string()));
+    assert_eq!(event_count(&env, "r1", "VMFailed").await, 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_foreign_vm_with_the_same_name_is_never_overwritten(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(env.target("target-1").kube_client("admin").unwrap());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let foreign: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": "team-a-shop-web-01", "namespace": "team-a", "labels": {"owner": "someone-else"}},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}},
+    }))
+    .unwrap();
+    vm_api(&env, "target-1", Some("team-a"))
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    let done = wait_phase(
+        &env,
+        "r1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        60,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "Failed", "{done:#}");
+    assert_eq!(done["status"]["vms"][0]["phase"], "Failed");
+    assert_eq!(done["status"]["vms"][0]["reason"], "NameConflict");
+    let theirs = vm_api(&env, "target-1", Some("team-a"))
+        .get("team-a-shop-web-01")
+        .await
+        .unwrap();
+    let theirs = serde_json::to_value(&theirs).unwrap();
+    assert_eq!(
+        theirs["spec"]["runStrategy"], "Halted",
+        "overwritten: {theirs:#}"
+    );
+    assert_eq!(
+        theirs["metadata"]["labels"],
+        json!({"owner": "someone-else"})
+    );
+    let failed: Value =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'vm.provision.failed'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failed["reason"], "NameConflict", "{failed}");
+    let failed = events_for(&env, "r1").await;
+    assert!(
+        failed.iter().any(|e| e["reason"] == "VMFailed"
+            && e["note"].as_str().is_some_and(|n| n.contains("NameConflict"))),
+        "{failed:#?}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = start(setup(opts, connect).await).await;
+    env.add_target("target-1", "test", false).await;
+    let cluster = env
+        .wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
+            condition(o, "CredentialsReady").is_some_and(|c| c["status"] == "False")
+        })
+        .await;
+    let credentials = condition(&cluster, "CredentialsReady").unwrap();
+    assert_eq!(credentials["reason"], "SecretMissing", "{credentials}");
+    assert!(
+        credentials["message"]
+            .as_str()
+            .unwrap()
+            .contains("kubevirt-shepherd/target-1-kubeconfig"),
+        "{credentials}"
+    );
+    shop(&env).await;
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    wait_phase(&env, "r1", &["Approved", "Executing"], 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, last_error FROM vms")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "Creating");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("waiting for credentials")),
+        "{error:?}"
+    );
+    // The job waits rather than failing.
+    let job: (String, i32) =
+        sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        matches!(job.0.as_str(), "scheduled" | "available" | "running"),
+        "{job:?}"
+    );
+    assert!(vms_on(&env, "target-1").await.is_empty());
+
+    let kubeconfig = env.target("target-1").kubeconfig_yaml("admin").unwrap();
+    env.put_kubeconfig_secret("target-1", &kubeconfig).await;
+    env.wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
+        condition(o, "CredentialsReady").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let done = wait_phase(&env, "r1", &["Succeeded", "Failed"], 60).await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01"]
+    );
+    // The kubeconfig's token never reached PostgreSQL.
+    let token = env.target("target-1").token("admin").unwrap().to_string();
+    let like = format!("%{token}%");
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM audit_log WHERE details::text LIKE $1)
+              + (SELECT count(*) FROM vms WHERE coalesce(last_error, '') LIKE $1)
+              + (SELECT count(*) FROM domain_events WHERE payload::text LIKE $1)
+              + (SELECT count(*) FROM river_job WHERE errors::text LIKE $1 OR args::text LIKE $1)",
+    )
+    .bind(&like)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+    // Nor the management cluster's status or Events.
+    let cluster = env
+        .kubectl_ok(
+            "admin",
+            &["get", "clusters.shepherd.kv-shepherd.io", "-o", "json"],
+            None,
+        )
+        .await;
+    let events = env
+        .kubectl_ok("admin", &["get", "events", "-A", "-o", "json"], None)
+        .await;
+    assert!(!cluster.contains(&token) && !events.contains(&token));
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_unusable_kubeconfig_is_reported_without_its_contents(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = start(setup(opts, connect).await).await;
+    env.add_target("target-1", "test", true).await;
+    let secret_token = "do-not-print-this-token-0123456789";
+    // An exec plugin would run a command in the controller: refused, without echoing it.
+    env.put_kubeconfig_secret(
+        "target-1",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{{name: c, context: {{cluster: k, user: u}}}}]\n\
+             clusters: [{{name: k, cluster: {{server: 'https://127.0.0.1:1'}}}}]\n\
+             users: [{{name: u, user: {{token: {secret_token}, exec: {{apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}}}}}]\n"
+        ),
+    )
+    .await;
+    let cluster = env
+        .wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
+            condition(o, "CredentialsReady").is_some_and(|c| c["status"] == "False")
+        })
+        .await;
+    let credentials = condition(&cluster, "CredentialsReady").unwrap();
+    assert_eq!(credentials["reason"], "KubeconfigInvalid");
+    assert!(credentials["message"].as_str().unwrap().contains("exec"));
+    assert!(!cluster.to_string().contains(secret_token));
+    let events = env
+        .kubectl_ok("admin", &["get", "events", "-A", "-o", "json"], None)
+        .await;
+    assert!(!events.contains(secret_token));
+}
+
+fn condition(obj: &Value, kind: &str) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .cloned()
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_unreachable_then_throttling_cluster_converges_without_duplicates(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    let target = env.target("target-1");
+    target.faults().set_unreachable();
+    request_and_approve(&env, "alice", "r1", "team-a", 2).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let creating = count(
+        &env.db.pool,
+        "SELECT count(*) FROM vms WHERE status = 'Creating'",
+    )
+    .await;
+    assert_eq!(
+        creating, 2,
+        "nothing can be created while the cluster is away"
+    );
+    target.faults().set_reachable();
+    target.faults().fail_next(4, FailWith::TooManyRequests);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    target.faults().fail_next(3, FailWith::InternalError);
+    let done = wait_phase(
+        &env,
+        "r1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        120,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01", "team-a/team-a-shop-web-02"]
+    );
+    let retried = count(
+        &env.db.pool,
+        "SELECT count(*) FROM river_job WHERE kind = 'vm_provision' AND attempt > 1 AND state = 'completed'",
+    )
+    .await;
+    assert!(retried >= 1, "the jobs were retried");
+}
+
+#[sqlx::test(migrations = false)]
+async fn cut_and_compacted_watches_still_converge_and_a_vm_deleted_behind_our_back_is_missing(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    let target = env.target("target-1");
+    request_and_approve(&env, "alice", "r1", "team-a", 2).await;
+    // Cut and compact the watches while the VMs start: each re-watch gets 410 and relists.
+    for _ in 0..5 {
+        target.faults().compact_and_cut();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let done = wait_phase(
+        &env,
+        "r1",
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        60,
+    )
+    .await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+
+    vm_api(&env, "target-1", Some("team-a"))
+        .delete("team-a-shop-web-02", &DeleteParams::default())
+        .await
+        .unwrap();
+    let missing = wait_until(&env, "r1", 60, |o| {
+        vm_phases(o).contains(&("team-a-shop-web-02".into(), "Missing".into()))
+    })
+    .await;
+    assert_eq!(
+        vm_phases(&missing)[0],
+        ("team-a-shop-web-01".into(), "Running".into())
+    );
+    // The ticket's outcome stays what it was; the VM's fate is recorded.
+    assert_eq!(missing["status"]["phase"], "Succeeded");
+    assert!(
+        audit_actions(&env)
+            .await
+            .contains(&"vm.missing".to_string())
+    );
+    assert_eq!(event_count(&env, "r1", "VMMissing").await, 1);
+    // Nothing recreated it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01"]
+    );
+}
+
+/// A `shepherd run` process working jobs only, against this test's database and clusters.
+fn worker_process(env: &Env, exit_after_apply: bool) -> tokio::process::Child {
+    let key = env.dir.path().join("identity.key");
+    std::fs::write(&key, KEY).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shepherd"));
+    cmd.args([
+        "run",
+        "--no-controllers",
+        "--health-addr",
+        "127.0.0.1:0",
+        "--instance",
+        "worker",
+        "--job-timeout-seconds",
+        "5",
+        "--job-rescue-after-seconds",
+        "5",
+    ])
+    .arg("--identity-key-file")
+    .arg(&key)
+    .env("DATABASE_URL", &env.db.url)
+    .env("KUBECONFIG", env.dir.path().join("admin.kubeconfig"))
+    .kill_on_drop(true)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    if exit_after_apply {
+        cmd.env(shepherd::jobs::provision::EXIT_AFTER_APPLY_ENV, "1");
+    }
+    cmd.spawn().expect("start shepherd run")
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_after_restart(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = start(setup(opts, connect).await).await;
+    // Jobs are worked by a separate `shepherd run` process only.
+    env.workers = false;
+    env.start_shepherd("replica-1").await;
+    env.add_target("target-1", "test", true).await;
+    shop(&env).await;
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    wait_phase(&env, "r1", &["Approved"], 30).await;
+
+    let mut crashing = worker_process(&env, true);
+    let status = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
+        .await
+        .expect("the worker exits after the apply")
+        .unwrap();
+    assert_eq!(status.code(), Some(137));
+    // The VM exists on the cluster, its row was not updated and the job is left running.
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01"]
+    );
+    let state: String = sqlx::query_scalar("SELECT status FROM vms")
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "Creating");
+    let job: String =
+        sqlx::query_scalar("SELECT state::text FROM river_job WHERE kind = 'vm_provision'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(job, "running");
+
+    let _restarted = worker_process(&env, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let job: String =
+            sqlx::query_scalar("SELECT state::text FROM river_job WHERE kind = 'vm_provision'")
+                .fetch_one(&env.db.pool)
+                .await
+                .unwrap();
+        if job == "completed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the job is {job}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        vms_on(&env, "target-1").await,
+        ["team-a/team-a-shop-web-01"]
+    );
+    let done = wait_phase(&env, "r1", &["Succeeded", "Failed"], 60).await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_eq!(
+        count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await,
+        1
+    );
+}
