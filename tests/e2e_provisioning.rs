@@ -464,7 +464,9 @@ async fn a_foreign_vm_with_the_same_name_is_never_overwritten(
     let failed = events_for(&env, "r1").await;
     assert!(
         failed.iter().any(|e| e["reason"] == "VMFailed"
-            && e["note"].as_str().is_some_and(|n| n.contains("NameConflict"))),
+            && e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("NameConflict"))),
         "{failed:#?}"
     );
 }
@@ -507,7 +509,7 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
         "{error:?}"
     );
     // The job waits rather than failing.
-    let job: (String, i32) =
+    let job: (String, i16) =
         sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
             .fetch_one(&env.db.pool)
             .await
@@ -692,6 +694,11 @@ async fn cut_and_compacted_watches_still_converge_and_a_vm_deleted_behind_our_ba
     );
 }
 
+/// A log file for a child process, kept in the test's directory.
+fn log(env: &Env, name: &str) -> std::fs::File {
+    std::fs::File::create(env.dir.path().join(format!("{name}.log"))).unwrap()
+}
+
 /// A `shepherd run` process working jobs only, against this test's database and clusters.
 fn worker_process(env: &Env, exit_after_apply: bool) -> tokio::process::Child {
     let key = env.dir.path().join("identity.key");
@@ -713,9 +720,17 @@ fn worker_process(env: &Env, exit_after_apply: bool) -> tokio::process::Child {
     .arg(&key)
     .env("DATABASE_URL", &env.db.url)
     .env("KUBECONFIG", env.dir.path().join("admin.kubeconfig"))
+    .env("RUST_LOG", "shepherd=info,riverqueue=info")
     .kill_on_drop(true)
     .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
+    .stderr(log(
+        env,
+        if exit_after_apply {
+            "crashing"
+        } else {
+            "restarted"
+        },
+    ));
     if exit_after_apply {
         cmd.env(shepherd::jobs::provision::EXIT_AFTER_APPLY_ENV, "1");
     }
@@ -779,8 +794,16 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
     );
     let done = wait_phase(&env, "r1", &["Succeeded", "Failed"], 60).await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    let revisions = count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await;
+    let restarted = std::fs::read_to_string(env.dir.path().join("restarted.log")).unwrap();
+    let crashed = std::fs::read_to_string(env.dir.path().join("crashing.log")).unwrap();
+    let job: (String, i16, Value) =
+        sqlx::query_as("SELECT state::text, attempt, to_jsonb(errors) FROM river_job")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
     assert_eq!(
-        count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await,
-        1
+        revisions, 1,
+        "{job:?}\n--crashed--\n{crashed}\n--restarted--\n{restarted}"
     );
 }

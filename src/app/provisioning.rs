@@ -17,6 +17,9 @@ use uuid::Uuid;
 pub const PROVISIONER: &str = "system:kubevirt-shepherd";
 /// The reason of a VM whose name is taken on its cluster by an object we did not create.
 pub const NAME_CONFLICT: &str = "NameConflict";
+/// The reason of a VM the platform itself is deleting (an approved delete operation); any
+/// other deletion seen on a cluster happened behind the platform's back.
+pub const DELETE_REQUESTED: &str = "DeleteRequested";
 
 fn parse<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, AppError>
 where
@@ -45,13 +48,25 @@ pub async fn begin(pool: &PgPool, vm_id: Uuid, first_attempt: bool) -> Result<Be
     };
     let state: VmState = parse("vms.status", &target.status)?;
     let ticket: TicketStatus = parse("tickets.status", &target.ticket_status)?;
-    if state != VmState::Creating {
+    // Past Creating (or with a final ticket) the work is done, unless the watcher saw the VM
+    // before this job could record its apply (a crash in between): then the apply is
+    // repeated (it is idempotent) so that the applied spec is recorded.
+    let on_cluster = matches!(
+        state,
+        VmState::Starting
+            | VmState::Running
+            | VmState::Stopping
+            | VmState::Stopped
+            | VmState::Migrating
+    );
+    let unrecorded = on_cluster && !db::vms::has_revision(&mut tx, vm_id).await?;
+    if !unrecorded && state != VmState::Creating {
         return Ok(Begin::Skip(format!(
             "VM {} is already {state}",
             target.name
         )));
     }
-    if ticket.is_terminal() {
+    if !unrecorded && ticket.is_terminal() {
         return Ok(Begin::Skip(format!(
             "the ticket of VM {} is {ticket}",
             target.name
@@ -126,6 +141,9 @@ pub async fn record_applied(
     spec: &Value,
     k8s_uid: Option<&str>,
 ) -> Result<(), AppError> {
+    // Locks in one order everywhere (ticket, then VM, then the audit chain) so that jobs and
+    // watchers of one ticket's VMs cannot deadlock.
+    db::tickets::lock_status(conn, target.ticket_id).await?;
     let power: PowerState = parse("vms.desired_power_state", &target.desired_power_state)?;
     let next = match power {
         PowerState::Running => VmState::Starting,
@@ -174,6 +192,7 @@ pub async fn record_failure(
     reason: &str,
     message: &str,
 ) -> Result<(), AppError> {
+    db::tickets::lock_status(conn, target.ticket_id).await?;
     let failed = db::vms::set_observation(
         conn,
         target.id,
@@ -321,6 +340,10 @@ pub async fn record_observation(
     seen: Option<(&str, &Observed)>,
 ) -> Result<bool, AppError> {
     let mut tx = pool.begin().await?;
+    let Some(ticket_id) = db::vms::live_ticket_on_cluster(&mut tx, cluster_id, name).await? else {
+        return Ok(false);
+    };
+    db::tickets::lock_status(&mut tx, ticket_id).await?;
     let Some(row) = db::vms::watched_for_update(&mut tx, cluster_id, name).await? else {
         return Ok(false);
     };
@@ -380,7 +403,8 @@ fn next_observation(
     observed: Option<&Observed>,
 ) -> Result<Option<Observed>, AppError> {
     let current: VmState = parse("vms.status", &row.status)?;
-    if matches!(current, VmState::Deleting | VmState::Deleted) {
+    let deleted_by_us = row.status_reason.as_deref() == Some(DELETE_REQUESTED);
+    if current == VmState::Deleted || (current == VmState::Deleting && deleted_by_us) {
         return Ok(None);
     }
     // A name held by someone else's object stays a conflict whatever that object does.

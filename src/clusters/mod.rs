@@ -346,7 +346,7 @@ mod tests {
                 "",
             ),
             (
-                "token-file: /var/run/secrets/kubernetes.io/serviceaccount/token",
+                "tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token",
                 "",
             ),
             ("client-certificate: /tmp/c, client-key: /tmp/k", ""),

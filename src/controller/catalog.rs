@@ -141,8 +141,9 @@ pub async fn reconcile_cluster(
 }
 
 /// `CredentialsReady`: whether a client can be built from the kubeconfig Secret the Cluster
-/// names. Looked at again soon while it is not, and every resync while it is, so a Secret
-/// that appears, changes or disappears shows here.
+/// names. Looked at again every few seconds (a GET of the Secret; status is written only
+/// when it changes), so a Secret that appears, changes or disappears shows here soon
+/// without watching Secrets cluster-wide.
 async fn credentials_condition(
     ctx: &Context,
     obj: &Cluster,
@@ -178,7 +179,7 @@ async fn credentials_condition(
                 ),
                 generation,
             )],
-            Action::requeue(super::RESYNC),
+            Action::requeue(CREDENTIALS_RECHECK),
         ),
         Err(err) => (
             vec![condition(
@@ -193,8 +194,8 @@ async fn credentials_condition(
     })
 }
 
-/// How soon a Cluster without usable credentials is looked at again.
-const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a Cluster's credentials are looked at again.
+const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn reconcile_instance_size(
     obj: Arc<InstanceSize>,

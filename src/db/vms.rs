@@ -54,11 +54,9 @@ pub struct VmSummary {
 pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Result<Vec<VmSummary>> {
     sqlx::query_as!(
         VmSummary,
-        r#"SELECT v.id, v.name, c.name AS "cluster?", n.name AS namespace, v.status, v.status_reason,
-                  v.desired_power_state, v.ip_address, v.node
-           FROM vms v
-           JOIN namespaces n ON n.id = v.namespace_id
-           LEFT JOIN clusters c ON c.id = v.cluster_id
+        r#"SELECT v.id, v.name, (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?",
+                  n.name AS namespace, v.status, v.status_reason, v.desired_power_state, v.ip_address, v.node
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
            WHERE v.ticket_id = $1 ORDER BY v.instance_index"#,
         ticket_id
     )
@@ -70,11 +68,9 @@ pub async fn for_ticket(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Resul
 pub async fn summary(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<VmSummary>> {
     sqlx::query_as!(
         VmSummary,
-        r#"SELECT v.id, v.name, c.name AS "cluster?", n.name AS namespace, v.status, v.status_reason,
-                  v.desired_power_state, v.ip_address, v.node
-           FROM vms v
-           JOIN namespaces n ON n.id = v.namespace_id
-           LEFT JOIN clusters c ON c.id = v.cluster_id
+        r#"SELECT v.id, v.name, (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?",
+                  n.name AS namespace, v.status, v.status_reason, v.desired_power_state, v.ip_address, v.node
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
            WHERE v.id = $1"#,
         id
     )
@@ -212,13 +208,13 @@ pub async fn provision_target(
         r#"SELECT v.id, v.name, v.status, v.desired_power_state, v.instance_index, v.storage_class,
                   v.created_by, t.id AS ticket_id, t.status AS ticket_status, t.template_snapshot,
                   t.instance_size_snapshot, t.final_resources, n.name AS namespace, n.environment,
-                  sys.name AS system, s.name AS service, v.cluster_id, c.name AS "cluster?"
+                  sys.name AS system, s.name AS service, v.cluster_id,
+                  (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?"
            FROM vms v
            JOIN tickets t ON t.id = v.ticket_id
            JOIN namespaces n ON n.id = v.namespace_id
            JOIN services s ON s.id = v.service_id
            JOIN systems sys ON sys.id = s.system_id
-           LEFT JOIN clusters c ON c.id = v.cluster_id
            WHERE v.id = $1"#,
         id
     )
@@ -361,4 +357,30 @@ pub async fn append_revision_if_changed(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The ticket of the live VM `name` on a cluster, read without locking (to lock the ticket
+/// before the VM row).
+pub async fn live_ticket_on_cluster(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT ticket_id FROM vms WHERE cluster_id = $1 AND name = $2 AND deleted_at IS NULL",
+        cluster_id,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether an applied spec was ever recorded for the VM.
+pub async fn has_revision(conn: &mut PgConnection, vm_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM vm_revisions WHERE vm_id = $1) AS "exists!""#,
+        vm_id
+    )
+    .fetch_one(conn)
+    .await
 }
