@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: the front door end to end on the embedded default. A simulated management
-# cluster (shepherd-sim), PostgreSQL 18, `shepherd run` (webhook, REST API, reconcilers), the
-# real kubectl acting as a platform admin and as alice, who requests VMs, and the `kubectl
-# shepherd` plugin with which bob lists, previews and approves her request.
+# `make demo`: the main job end to end on the embedded default. A simulated management
+# cluster and a target cluster with KubeVirt (shepherd-sim), PostgreSQL 18, `shepherd run`
+# (webhook, REST API, reconcilers, job workers, status watchers), the real kubectl acting as
+# a platform admin and as alice, who requests VMs, and the `kubectl shepherd` plugin with
+# which bob lists, previews and approves her request; the VMs then run on the target.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -93,9 +94,16 @@ webhooks:
   admissionReviewVersions: [v1]
 YAML
 
+say "the target cluster's kubeconfig, kept in a Secret of the management cluster (as admin)"
+# The Secret the Cluster target-1 names; Shepherd reads it, never copies it.
+k admin -n kubevirt-shepherd create secret generic target-1-kubeconfig \
+  --from-file=kubeconfig="$demo/sim/target-1/admin.kubeconfig" --dry-run=client -o yaml | k admin apply -f -
+
 say "the platform catalog (as admin): examples/catalog.yaml"
 k admin apply -f examples/catalog.yaml
 k admin wait --for=jsonpath='{.status.phase}'=Ready vmnamespaces/team-a vmtemplates/fedora instancesizes/small clusters.shepherd.kv-shepherd.io/target-1 --timeout=30s >/dev/null
+k admin wait --for=condition=CredentialsReady clusters.shepherd.kv-shepherd.io/target-1 --timeout=30s >/dev/null
+k admin get clusters.shepherd.kv-shepherd.io target-1 -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}){"\n"}{end}'
 
 say "alice creates a System and a Service: examples/shop.yaml"
 k alice apply -f examples/shop.yaml
@@ -120,19 +128,28 @@ ks bob whoami
 ks bob pending
 ks bob preview "$ticket" --cluster target-1
 ks bob approve "$ticket" --cluster target-1 --reason "capacity checked"
-k alice -n apps wait --for=jsonpath='{.status.phase}'=Approved vmrequest/web-capacity --timeout=30s >/dev/null
+
+say "the workers create the VMs on target-1; the watchers bring their state back"
+k alice -n apps wait --for=condition=Ready vmrequest/web-capacity --timeout=90s >/dev/null
 k alice -n apps get vmrequest web-capacity
-k alice -n apps get vmrequest web-capacity -o jsonpath='{range .status.vms[*]}{.name}{"  on "}{.cluster}{"  "}{.phase}{"\n"}{end}'
+k alice -n apps get vmrequest web-capacity -o jsonpath='{range .status.vms[*]}{.name}{"  on "}{.cluster}{"/"}{.namespace}{"  "}{.phase}{"  ip "}{.ip}{"  node "}{.node}{"\n"}{end}'
 ks alice vms
-"$psql_bin" "$DATABASE_URL" -c "SELECT kind, args, state FROM river_job ORDER BY id"
+echo
+echo "\$ kubectl get virtualmachines,virtualmachineinstances -n team-a   # on target-1, as its admin"
+HOME="$demo" "$kubectl_bin" --kubeconfig "$demo/sim/target-1/admin.kubeconfig" --cache-dir "$demo/kube-cache" \
+  get virtualmachines,virtualmachineinstances -n team-a
+"$psql_bin" "$DATABASE_URL" -c "SELECT kind, args, state, attempt FROM river_job ORDER BY id"
+k alice -n apps get events.events.k8s.io --field-selector regarding.name=web-capacity \
+  -o custom-columns=REASON:.reason,NOTE:.note
 
 say "a decided ticket refuses another decision (exit code 6: conflict)"
 ks bob reject "$ticket" --reason "too late" || echo "exit code $?"
 
 say "the audit trail"
 ks admin audit --action approval.
+ks admin audit --action vm.provision.
 ks admin audit --actor alice
 "$shepherd" audit verify
 "$shepherd" show | sed -n 1p
 
-say "done: provisioning on the target clusters comes next"
+say "done: alice's VMs run on target-1, approved by bob, every step in the audit trail"

@@ -2,7 +2,7 @@
 //! report it in status, cancel it when a pending request is deleted.
 
 use super::status::{
-    condition, denial_reason, denied_for_generation, deny, patch_status, publish,
+    condition, denial_reason, denied_for_generation, deny, patch_status, publish, publish_related,
     wait_for_reference,
 };
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
@@ -266,7 +266,22 @@ where
             note.push_str(&format!(" ({reason})"));
         }
         let warning = matches!(vm_phase, "Failed" | "Missing");
-        publish(ctx, obj, warning, &format!("VM{vm_phase}"), note).await;
+        let related = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("kubevirt.io/v1".into()),
+            kind: Some("VirtualMachine".into()),
+            name: Some(vm.name.clone()),
+            namespace: vm.namespace.clone(),
+            ..Default::default()
+        };
+        publish_related(
+            ctx,
+            obj,
+            warning,
+            &format!("VM{vm_phase}"),
+            note,
+            Some(related),
+        )
+        .await;
     }
     Ok(view.status)
 }

@@ -102,6 +102,19 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     reason: &str,
     note: String,
 ) {
+    publish_related(ctx, obj, warning, reason, note, None).await;
+}
+
+/// `publish`, naming a related object (e.g. the VM on its cluster a VmRequest's Event is
+/// about), so Events about different VMs are not folded into one series.
+pub async fn publish_related<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    note: String,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+) {
     let event = Event {
         type_: if warning {
             EventType::Warning
@@ -111,7 +124,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         reason: reason.into(),
         note: Some(note.chars().take(1000).collect()),
         action: "Reconcile".into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %err, reason, "could not record an Event");

@@ -372,7 +372,7 @@ impl KubeVirt {
                 },
                 "Scheduled" => json!({
                     "phase": "Running",
-                    "interfaces": [{"name": "default", "ipAddress": format!("10.244.0.{}", 10 + (meta_str(o, "uid").len() % 200)), "interfaceName": "eth0", "infoSource": "domain, guest-agent"}],
+                    "interfaces": [{"name": "default", "ipAddress": format!("10.244.0.{}", 10 + (meta_str(o, "uid").bytes().map(u32::from).sum::<u32>() % 200)), "interfaceName": "eth0", "infoSource": "domain, guest-agent"}],
                     "migrationMethod": "BlockMigration",
                     "conditions": [
                         condition("Ready", true, "", ""),
