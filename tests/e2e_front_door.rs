@@ -9,18 +9,6 @@ use serde_json::json;
 use shepherd::domain::Subject;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const SHOP: &str = r#"
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: System
-metadata: {name: shop}
-spec: {description: "the web shop"}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: Service
-metadata: {name: shop.web}
-spec: {system: shop}
-"#;
-
 fn vm_request(name: &str, target: &str) -> String {
     format!(
         r#"
@@ -30,19 +18,6 @@ metadata: {{name: {name}, namespace: apps}}
 spec: {{system: shop, service: web, targetNamespace: {target}, template: fedora, instanceSize: small, count: 2, reason: "load test"}}
 "#
     )
-}
-
-async fn shop(env: &Env) {
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(SHOP))
-        .await;
-    env.wait_for("systems", None, "shop", |o| {
-        o.pointer("/status/phase") == Some(&json!("Active"))
-    })
-    .await;
-    env.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
-        o.pointer("/status/phase") == Some(&json!("Active"))
-    })
-    .await;
 }
 
 async fn pending(env: &Env, name: &str) -> serde_json::Value {
@@ -58,7 +33,7 @@ async fn alices_request_reaches_pending_approval_attributed_and_audited(
     connect: PgConnectOptions,
 ) {
     let env = start(setup(opts, connect).await).await;
-    shop(&env).await;
+    env.apply_shop().await;
     env.kubectl_ok(
         "alice",
         &["apply", "-f", "-"],
@@ -125,7 +100,7 @@ async fn prod_is_refused_at_admission_for_alice_and_accepted_for_carol(
     connect: PgConnectOptions,
 ) {
     let env = start(setup(opts, connect).await).await;
-    shop(&env).await;
+    env.apply_shop().await;
     let (ok, _, err) = env
         .kubectl(
             "alice",
@@ -182,7 +157,7 @@ async fn a_forged_identity_without_the_webhook_ends_denied(
     connect: PgConnectOptions,
 ) {
     let env = start(setup(opts, connect).await).await;
-    shop(&env).await;
+    env.apply_shop().await;
     env.remove_webhooks().await;
     let forged = r#"
 apiVersion: shepherd.kv-shepherd.io/v1alpha1
@@ -232,7 +207,7 @@ async fn restarting_the_controller_creates_no_duplicates(
     connect: PgConnectOptions,
 ) {
     let mut env = start(setup(opts, connect).await).await;
-    shop(&env).await;
+    env.apply_shop().await;
     env.kubectl_ok(
         "alice",
         &["apply", "-f", "-"],
@@ -272,7 +247,7 @@ async fn restarting_the_controller_creates_no_duplicates(
 #[sqlx::test(migrations = false)]
 async fn deletion_guards_and_cancellation(opts: PgPoolOptions, connect: PgConnectOptions) {
     let env = start(setup(opts, connect).await).await;
-    shop(&env).await;
+    env.apply_shop().await;
     let (ok, _, err) = env
         .kubectl("alice", &["delete", "system", "shop"], None)
         .await;

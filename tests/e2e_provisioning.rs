@@ -15,18 +15,6 @@ use shepherd_sim::FailWith;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
 
-const SHOP: &str = r#"
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: System
-metadata: {name: shop}
-spec: {}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: Service
-metadata: {name: shop.web}
-spec: {system: shop}
-"#;
-
 fn vm_request(name: &str, namespace: &str, count: i32) -> String {
     format!(
         "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmRequest\nmetadata: {{name: {name}, namespace: apps}}\n\
@@ -49,17 +37,8 @@ async fn world(opts: PgPoolOptions, connect: PgConnectOptions, prod: bool) -> En
     if prod {
         env.add_target("prod-1", "prod", true).await;
     }
-    shop(&env).await;
+    env.apply_shop().await;
     env
-}
-
-async fn shop(env: &Env) {
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(SHOP))
-        .await;
-    env.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
-        o.pointer("/status/phase") == Some(&json!("Active"))
-    })
-    .await;
 }
 
 /// `user` asks for `count` VMs in `namespace`; bob approves; returns once it is approved.
@@ -77,6 +56,17 @@ async fn request_and_approve(env: &Env, user: &str, name: &str, namespace: &str,
         Some(&approval(&format!("{name}-ok"), name)),
     )
     .await;
+}
+
+/// Waits until the VmRequest's ticket is final (Succeeded, Failed or PartiallySucceeded).
+async fn settled(env: &Env, name: &str) -> Value {
+    wait_phase(
+        env,
+        name,
+        &["Succeeded", "Failed", "PartiallySucceeded"],
+        90,
+    )
+    .await
 }
 
 /// Waits (up to `seconds`: a liveness bound on a loaded machine, not a performance
@@ -197,12 +187,7 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
         .get("clusters.shepherd.kv-shepherd.io", None, "target-1")
         .await
         .unwrap();
-    let credentials = cluster["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "CredentialsReady")
-        .cloned();
+    let credentials = condition(&cluster, "CredentialsReady");
     assert_eq!(
         credentials.as_ref().map(|c| c["status"].clone()),
         Some(json!("True")),
@@ -211,13 +196,7 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
 
     // alice: two test VMs. Placement may only pick the test cluster.
     request_and_approve(&env, "alice", "r1", "team-a", 2).await;
-    let done = wait_phase(
-        &env,
-        "r1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        60,
-    )
-    .await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
     let vms = done["status"]["vms"].as_array().unwrap();
     assert_eq!(vms.len(), 2);
@@ -228,13 +207,7 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
         assert!(vm["ip"].as_str().is_some_and(|ip| !ip.is_empty()), "{vm}");
         assert!(vm["node"].as_str().is_some_and(|n| !n.is_empty()), "{vm}");
     }
-    let ready = done["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap();
+    let ready = condition(&done, "Ready").unwrap();
     assert_eq!(ready["status"], "True", "{ready}");
     // kubectl wait works on the Ready condition.
     env.kubectl_ok(
@@ -339,16 +312,18 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
         "{out}"
     );
 
+    // No response carries a cluster's credentials.
+    let token = env.target("target-1").token("admin").unwrap().to_string();
+    for args in [&["vms", "-o", "json"][..], &["audit", "-o", "json"][..]] {
+        let (code, out, err) = env.plugin("admin", args).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains(&token), "{args:?} printed a kubeconfig token");
+    }
+
     // Prod VMs (asked by a platform admin, who may see shop in prod) land on the prod
     // cluster only.
     request_and_approve(&env, "admin", "p1", "shop-prod", 1).await;
-    let done = wait_phase(
-        &env,
-        "p1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        60,
-    )
-    .await;
+    let done = settled(&env, "p1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
     assert_eq!(done["status"]["vms"][0]["cluster"], "prod-1");
     assert_eq!(
@@ -370,13 +345,7 @@ async fn one_unschedulable_vm_of_three_makes_the_ticket_partially_succeed(
         "ErrorUnschedulable",
     );
     request_and_approve(&env, "alice", "r1", "team-a", 3).await;
-    let done = wait_phase(
-        &env,
-        "r1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        60,
-    )
-    .await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "PartiallySucceeded", "{done:#}");
     assert_eq!(
         vm_phases(&done),
@@ -387,13 +356,7 @@ async fn one_unschedulable_vm_of_three_makes_the_ticket_partially_succeed(
         ]
     );
     assert_eq!(done["status"]["vms"][1]["reason"], "ErrorUnschedulable");
-    let ready = done["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap();
+    let ready = condition(&done, "Ready").unwrap();
     assert_eq!(ready["status"], "False");
     let reason: Option<String> =
         sqlx::query_scalar("SELECT status_reason FROM vms WHERE name = 'team-a-shop-web-02'")
@@ -432,13 +395,7 @@ async fn a_foreign_vm_with_the_same_name_is_never_overwritten(
         .unwrap();
 
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
-    let done = wait_phase(
-        &env,
-        "r1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        60,
-    )
-    .await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Failed", "{done:#}");
     assert_eq!(done["status"]["vms"][0]["phase"], "Failed");
     assert_eq!(done["status"]["vms"][0]["reason"], "NameConflict");
@@ -492,7 +449,7 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
             .contains("kubevirt-shepherd/target-1-kubeconfig"),
         "{credentials}"
     );
-    shop(&env).await;
+    env.apply_shop().await;
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
     wait_phase(&env, "r1", &["Approved", "Executing"], 30).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -526,7 +483,7 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
         condition(o, "CredentialsReady").is_some_and(|c| c["status"] == "True")
     })
     .await;
-    let done = wait_phase(&env, "r1", &["Succeeded", "Failed"], 60).await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
     assert_eq!(
         vms_on(&env, "target-1").await,
@@ -624,13 +581,7 @@ async fn an_unreachable_then_throttling_cluster_converges_without_duplicates(
     target.faults().fail_next(4, FailWith::TooManyRequests);
     tokio::time::sleep(Duration::from_secs(2)).await;
     target.faults().fail_next(3, FailWith::InternalError);
-    let done = wait_phase(
-        &env,
-        "r1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        120,
-    )
-    .await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
     assert_eq!(
         vms_on(&env, "target-1").await,
@@ -657,13 +608,7 @@ async fn cut_and_compacted_watches_still_converge_and_a_vm_deleted_behind_our_ba
         target.faults().compact_and_cut();
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let done = wait_phase(
-        &env,
-        "r1",
-        &["Succeeded", "Failed", "PartiallySucceeded"],
-        60,
-    )
-    .await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
 
     vm_api(&env, "target-1", Some("team-a"))
@@ -747,7 +692,7 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
     env.workers = false;
     env.start_shepherd("replica-1").await;
     env.add_target("target-1", "test", true).await;
-    shop(&env).await;
+    env.apply_shop().await;
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
     wait_phase(&env, "r1", &["Approved"], 30).await;
 
@@ -792,8 +737,13 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
         vms_on(&env, "target-1").await,
         ["team-a/team-a-shop-web-01"]
     );
-    let done = wait_phase(&env, "r1", &["Succeeded", "Failed"], 60).await;
+    let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    let token = env.target("target-1").token("admin").unwrap().to_string();
+    for name in ["crashing", "restarted"] {
+        let log = std::fs::read_to_string(env.dir.path().join(format!("{name}.log"))).unwrap();
+        assert!(!log.contains(&token), "the {name} process logged a token");
+    }
     let revisions = count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await;
     let restarted = std::fs::read_to_string(env.dir.path().join("restarted.log")).unwrap();
     let crashed = std::fs::read_to_string(env.dir.path().join("crashing.log")).unwrap();
@@ -806,4 +756,65 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
         revisions, 1,
         "{job:?}\n--crashed--\n{crashed}\n--restarted--\n{restarted}"
     );
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_last_failed_attempt_marks_the_vm_and_the_ticket_failed(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    env.target("target-1").faults().set_unreachable();
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    wait_phase(&env, "r1", &["Approved", "Executing"], 30).await;
+    // Two attempts instead of ten, so the test sees the last one fail.
+    sqlx::query("UPDATE river_job SET max_attempts = 2 WHERE kind = 'vm_provision'")
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+    let done = settled(&env, "r1").await;
+    assert_eq!(done["status"]["phase"], "Failed", "{done:#}");
+    assert_eq!(done["status"]["vms"][0]["phase"], "Failed");
+    assert_eq!(done["status"]["vms"][0]["reason"], "ProvisioningFailed");
+    let (reason, error): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT status_reason, last_error FROM vms")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("ProvisioningFailed"));
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("cluster target-1")),
+        "{error:?}"
+    );
+    let job: (String, i16) =
+        sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(job, ("discarded".to_string(), 2));
+    let ticket: String = sqlx::query_scalar("SELECT status FROM tickets")
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ticket, "Failed");
+    let actions = audit_actions(&env).await;
+    assert!(
+        actions.contains(&"vm.provision.failed".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"ticket.failed".to_string()),
+        "{actions:?}"
+    );
+    let failed_events = count(
+        &env.db.pool,
+        "SELECT count(*) FROM domain_events WHERE event_type = 'vm.state.failed'",
+    )
+    .await;
+    assert_eq!(failed_events, 1);
+    assert_eq!(event_count(&env, "r1", "VMFailed").await, 1);
+    env.target("target-1").faults().set_reachable();
+    assert!(vms_on(&env, "target-1").await.is_empty());
 }

@@ -74,17 +74,16 @@ fn next_step(status: TicketStatus, creates: bool) -> &'static str {
     }
 }
 
-/// How soon an object whose ticket is pending is looked at again: a decision may come
-/// through the REST API, which does not touch the object.
-pub(crate) const PENDING_RESYNC: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// The requeue after reporting a ticket in this state.
+/// The requeue after reporting a ticket: a safety net only, since every change of a ticket
+/// (a decision through the REST API, a VM's state) reaches the object through PostgreSQL
+/// NOTIFY (`controller::tickets`). A final ticket's VMs still change (one may go missing),
+/// so it is looked at too, but rarely.
 pub(crate) fn resync_after(status: TicketStatus) -> Action {
-    Action::requeue(if status == TicketStatus::PendingApproval {
-        PENDING_RESYNC
+    if status.is_terminal() {
+        Action::requeue(RESYNC * 10)
     } else {
-        RESYNC
-    })
+        Action::requeue(RESYNC)
+    }
 }
 
 async fn apply(

@@ -84,8 +84,10 @@ impl Worker<ProvisionVm> for ProvisionWorker {
         match self.provision(&context, &target).await {
             Ok(outcome) => Ok(outcome),
             Err(err) if job.row.attempt >= job.row.max_attempts => {
+                // The VM and ticket record the failure; River records the error and discards
+                // the job.
                 tracing::error!(error = %err, "vm_provision: last attempt failed");
-                self.fail(&context, &target, "ProvisioningFailed", &err.to_string())
+                self.fail(None, &target, "ProvisioningFailed", &err.to_string())
                     .await?;
                 Err(err)
             }
@@ -106,7 +108,7 @@ impl ProvisionWorker {
         let Some(cluster_id) = target.cluster_id else {
             return self
                 .fail(
-                    context,
+                    Some(context),
                     target,
                     "NoCluster",
                     "the VM was never placed on a cluster",
@@ -120,7 +122,7 @@ impl ProvisionWorker {
         let Some(access) = access else {
             return self
                 .fail(
-                    context,
+                    Some(context),
                     target,
                     "ClusterGone",
                     "its cluster is no longer registered",
@@ -135,7 +137,7 @@ impl ProvisionWorker {
                 access.name, access.environment, target.namespace, target.environment
             );
             return self
-                .fail(context, target, "EnvironmentMismatch", &message)
+                .fail(Some(context), target, "EnvironmentMismatch", &message)
                 .await;
         }
         let cluster = match self.clusters.get(&access).await {
@@ -144,7 +146,11 @@ impl ProvisionWorker {
         };
         let spec = match render_spec(target) {
             Ok(spec) => spec,
-            Err(message) => return self.fail(context, target, "RenderFailed", &message).await,
+            Err(message) => {
+                return self
+                    .fail(Some(context), target, "RenderFailed", &message)
+                    .await;
+            }
         };
         let _permit = cluster.write_permit().await;
         ensure_namespace(&cluster, &target.namespace, &target.environment).await?;
@@ -162,7 +168,9 @@ impl ProvisionWorker {
                 "a VirtualMachine {}/{} not created for this ticket already exists on cluster {}; it was left untouched",
                 target.namespace, target.name, cluster.name
             );
-            return self.fail(context, target, NAME_CONFLICT, &message).await;
+            return self
+                .fail(Some(context), target, NAME_CONFLICT, &message)
+                .await;
         }
         let applied = cluster
             .call(
@@ -186,10 +194,11 @@ impl ProvisionWorker {
         Ok(WorkOutcome::Complete)
     }
 
-    /// Ends the VM `Failed` and completes the job in one transaction.
+    /// Ends the VM `Failed`; with a job context, also completes the job in that transaction
+    /// (a permanent failure: no retry would help).
     async fn fail(
         &self,
-        context: &WorkContext,
+        context: Option<&WorkContext>,
         target: &ProvisionTarget,
         reason: &str,
         message: &str,
@@ -197,11 +206,8 @@ impl ProvisionWorker {
         tracing::warn!(reason, "vm_provision: {message}");
         let mut tx = riverqueue::database::begin_postgres(&self.pool).await?;
         provisioning::record_failure(&mut tx, target, reason, message).await?;
-        // On the last attempt River may already be recording the error; completing is then
-        // refused, which changes nothing that matters.
-        match context.job_complete_tx(&mut tx).await {
-            Ok(_) | Err(riverqueue::Error::JobNotRunning { .. }) => {}
-            Err(err) => return Err(err.into()),
+        if let Some(context) = context {
+            context.job_complete_tx(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(WorkOutcome::Complete)

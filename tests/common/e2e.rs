@@ -21,6 +21,19 @@ use tokio::process::Command;
 
 pub const KEY: &[u8] = b"an-identity-key-for-tests-only-32bytes!!";
 
+/// alice's System `shop` and its Service `web`.
+pub const SHOP: &str = r#"
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: System
+metadata: {name: shop}
+spec: {description: "the web shop"}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: Service
+metadata: {name: shop.web}
+spec: {system: shop}
+"#;
+
 pub struct Env {
     pub db: TestDb,
     pub sim: SimCluster,
@@ -235,6 +248,20 @@ impl Env {
             )
             .await
             .unwrap();
+    }
+
+    /// alice applies `SHOP`; returns once the System and the Service are Active.
+    pub async fn apply_shop(&self) {
+        self.kubectl_ok("alice", &["apply", "-f", "-"], Some(SHOP))
+            .await;
+        self.wait_for("systems", None, "shop", |o| {
+            o.pointer("/status/phase") == Some(&json!("Active"))
+        })
+        .await;
+        self.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
+            o.pointer("/status/phase") == Some(&json!("Active"))
+        })
+        .await;
     }
 
     pub fn target(&self, name: &str) -> &SimCluster {
