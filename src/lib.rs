@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod metric_names;
 pub mod plugin;
 pub mod run;
 

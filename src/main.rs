@@ -15,13 +15,7 @@ fn main() {
 }
 
 async fn run(cli: shepherd::cli::Cli) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shepherd::cli::init_logging(cli.log_format);
     match shepherd::cli::run(cli).await {
         Ok(code) => std::process::exit(code),
         Err(err) => {

@@ -134,10 +134,13 @@ async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
     }
 }
 
+/// `/healthz`, `/readyz` and `/metrics` (Prometheus text; installs the recorder if needed).
 pub fn health_router(pool: PgPool) -> Router {
+    crate::http::metrics::install();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::http::metrics::scrape))
         .with_state(pool)
 }
 
@@ -148,6 +151,7 @@ pub async fn start(
     client: Client,
     identity_key: Arc<[u8]>,
 ) -> Result<Running, RunError> {
+    crate::http::metrics::install();
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
 

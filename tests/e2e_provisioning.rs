@@ -312,6 +312,20 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
         "{out}"
     );
 
+    // The reconcilers and the workers are measured.
+    let metrics = env.metrics().await;
+    for sample in [
+        r#"shepherd_reconcile_total{kind="VmRequest",result="ok"}"#,
+        r#"shepherd_jobs_total{kind="vm_provision",outcome="completed"} 2"#,
+        r#"shepherd_reconcile_duration_seconds_bucket{kind="VmRequest",le="+Inf"}"#,
+        r#"shepherd_job_wait_seconds_count{kind="vm_provision"} 2"#,
+    ] {
+        assert!(
+            metrics.contains(sample),
+            "{sample} missing from:\n{metrics}"
+        );
+    }
+
     // No response carries a cluster's credentials.
     let token = env.target("target-1").token("admin").unwrap().to_string();
     for args in [&["vms", "-o", "json"][..], &["audit", "-o", "json"][..]] {

@@ -4,7 +4,7 @@
 
 use super::requests::report_ticket;
 use super::status::{condition, denial_reason, patch_status, publish};
-use super::{Context, RESYNC, ReconcileError, done, verified_caller};
+use super::{Context, RESYNC, ReconcileError, verified_caller};
 use crate::api::approval::{DecisionName, TargetKind};
 use crate::api::{Approval, VmOperation, VmRequest};
 use crate::app::AppError;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub async fn reconcile(obj: Arc<Approval>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let action = apply(&obj, &ctx).await?;
-    done(&ctx, obj.as_ref(), action)
+    Ok(action)
 }
 
 async fn finish(

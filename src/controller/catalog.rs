@@ -3,7 +3,7 @@
 //! decided by Kubernetes RBAC and the admission webhook's platform-permission check.
 
 use super::status::{condition, denial_reason, patch_status, publish};
-use super::{CONTROLLER_ACTOR, Context, ReconcileError, done};
+use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::api::conditions::Condition;
 use crate::api::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::app::{AppError, catalog};
@@ -68,7 +68,7 @@ where
                 )
                 .await;
             }
-            done(ctx, obj, then)
+            Ok(then)
         }
         Err(err) => match denial_reason(&err) {
             Some(reason) => {
@@ -84,7 +84,7 @@ where
                 )
                 .await?;
                 publish(ctx, obj, true, reason, message).await;
-                done(ctx, obj, Action::await_change())
+                Ok(Action::await_change())
             }
             None => Err(err.into()),
         },

@@ -16,6 +16,7 @@ use crate::app::AppError;
 use crate::app::access::Caller;
 use crate::clusters::ClusterClients;
 use crate::domain::identity::{self, IdentityError, ObjectKey};
+use crate::metric_names;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Holds deletion until PostgreSQL agrees (ticket cancelled, row soft-deleted).
 pub const FINALIZER: &str = "shepherd.kv-shepherd.io/cleanup";
@@ -71,18 +73,26 @@ impl Context {
         }
     }
 
-    /// Exponential backoff per object: 1s, 2s, 4s ... capped at 5 minutes.
+    /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at 5 minutes.
     fn backoff(&self, key: String) -> Duration {
         let mut failures = self.failures.lock().expect("backoff map");
         let n = failures.entry(key).or_insert(0);
-        *n = (*n + 1).min(9);
-        Duration::from_secs((1u64 << (*n - 1)).min(300))
+        *n = (*n + 1).min(10);
+        backoff_delay(*n)
     }
 
     fn succeeded(&self, key: &str) {
         self.failures.lock().expect("backoff map").remove(key);
     }
 }
+
+/// The delay after the `failures`-th consecutive failure (1-based): doubling from 1 s, at
+/// most five minutes.
+fn backoff_delay(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.clamp(1, 10).saturating_sub(1)).min(BACKOFF_CAP_SECONDS))
+}
+
+const BACKOFF_CAP_SECONDS: u64 = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -94,6 +104,26 @@ pub enum ReconcileError {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
     #[error("the object has no {0}")]
     MissingField(&'static str),
+}
+
+impl ReconcileError {
+    /// What kind of failure this is, for logs: the API server, the database, a rule, ...
+    pub fn class(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            ReconcileError::Kube(kube::Error::Api(s)) if s.code == 429 => "throttled",
+            ReconcileError::Kube(_) => "kubernetes",
+            ReconcileError::App(AppError::Database(_)) => "database",
+            ReconcileError::App(AppError::Queue(_)) => "queue",
+            ReconcileError::App(_) => "rule",
+            ReconcileError::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.class(),
+                _ => "kubernetes",
+            },
+            ReconcileError::MissingField(_) => "invalid-object",
+        }
+    }
 }
 
 impl From<kube::runtime::finalizer::Error<ReconcileError>> for ReconcileError {
@@ -139,18 +169,67 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
 ) -> Action {
     let key = object_key(obj.as_ref());
     let delay = ctx.backoff(key.clone());
-    tracing::warn!(object = %key, error = %err, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(object = %key, class = err.class(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-/// Marks success for the backoff bookkeeping and passes the action through.
-pub(crate) fn done<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
-    obj: &K,
-    action: Action,
-) -> Result<Action, ReconcileError> {
-    ctx.succeeded(&object_key(obj));
-    Ok(action)
+/// Every reconcile runs through here: a span naming the object (reconcilers add the ticket
+/// id when they know it), the reconcile metrics, and the backoff bookkeeping on success.
+pub async fn instrumented<K, F, Fut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, ReconcileError>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>>,
+{
+    let kind = K::kind(&()).to_string();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %kind,
+        namespace = obj.meta().namespace.as_deref().unwrap_or(""),
+        name = obj.meta().name.as_deref().unwrap_or(""),
+        ticket = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let key = object_key(obj.as_ref());
+    let result = reconcile(obj, ctx.clone()).instrument(span).await;
+    metrics::histogram!(metric_names::RECONCILE_DURATION, "kind" => kind.clone())
+        .record(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!(metric_names::RECONCILE_TOTAL, "kind" => kind, "result" => outcome)
+        .increment(1);
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Lists each kind once at start: a kind that cannot be listed (a missing CRD, missing
+/// Kubernetes RBAC) is said loudly instead of surfacing as silence.
+async fn check_listable(client: &Client) {
+    macro_rules! check {
+        ($($kind:ty),*) => {$(
+            let api = Api::<$kind>::all(client.clone());
+            if let Err(err) = api.list_metadata(&kube::api::ListParams::default().limit(1)).await {
+                tracing::warn!(kind = <$kind as Resource>::kind(&()).as_ref(), error = %err,
+                               "cannot list this kind: its reconciler will see nothing until this is fixed");
+            }
+        )*};
+    }
+    check!(
+        crate::api::System,
+        crate::api::Service,
+        crate::api::VmRequest,
+        crate::api::VmOperation,
+        crate::api::Approval,
+        crate::api::VmNamespace,
+        crate::api::Cluster,
+        crate::api::InstanceSize,
+        crate::api::VmTemplate
+    );
 }
 
 /// Runs every reconciler, and the target clusters' status watchers, until `stop` is
@@ -159,16 +238,23 @@ pub(crate) fn done<K: Resource<DynamicType = ()>>(
 /// through the REST API and VM states reported by the watchers without polling.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let client = ctx.client.clone();
+    check_listable(&client).await;
     let cfg = watcher::Config::default();
     macro_rules! run_controller {
         ($controller:expr, $reconcile:path) => {{
             let stop = stop.clone();
             $controller
                 .graceful_shutdown_on(async move { stop.cancelled().await })
-                .run($reconcile, error_policy, ctx.clone())
+                .run(
+                    |obj, ctx| instrumented(obj, ctx, $reconcile),
+                    error_policy,
+                    ctx.clone(),
+                )
                 .for_each(|result| async move {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "controller event");
+                    match result {
+                        // A failed reconcile was logged by error_policy.
+                        Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                        Err(err) => tracing::warn!(error = %err, "controller stream error"),
                     }
                 })
         }};
@@ -214,4 +300,15 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         controller!(crate::api::InstanceSize, catalog::reconcile_instance_size),
         controller!(crate::api::VmTemplate, catalog::reconcile_template),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stops_at_five_minutes() {
+        let delays: Vec<u64> = (1..=12).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+    }
 }

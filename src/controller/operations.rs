@@ -4,7 +4,7 @@
 
 use super::requests::{report_ticket, resync_after};
 use super::status::{denial_reason, denied_for_generation, deny, publish};
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, done, verified_caller};
+use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, verified_caller};
 use crate::api::VmOperation;
 use crate::app::operations::{VmOperationInput, submit_vm_operation};
 use crate::app::requests::cancel_for_deleted_object;
@@ -26,7 +26,7 @@ pub async fn reconcile(obj: Arc<VmOperation>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await?;
-    done(&ctx, obj.as_ref(), action)
+    Ok(action)
 }
 
 pub fn input(op: &VmOperation) -> Result<VmOperationInput, ReconcileError> {

@@ -5,7 +5,7 @@ use super::status::{
     condition, denial_reason, denied_for_generation, deny, patch_status, publish, publish_related,
     wait_for_reference,
 };
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, done, verified_caller};
+use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, verified_caller};
 use crate::api::VmRequest;
 use crate::api::vm_request::VmRef;
 use crate::app::AppError;
@@ -33,7 +33,7 @@ pub async fn reconcile(obj: Arc<VmRequest>, ctx: Arc<Context>) -> Result<Action,
         }
     })
     .await?;
-    done(&ctx, obj.as_ref(), action)
+    Ok(action)
 }
 
 fn input(req: &VmRequest) -> Result<VmRequestInput, ReconcileError> {
@@ -170,6 +170,7 @@ pub(crate) async fn report_ticket<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    tracing::Span::current().record("ticket", tracing::field::display(ticket_id));
     let view = ticket_view(&ctx.pool, ticket_id).await?;
     let generation = obj.meta().generation;
     let phase = view.status.as_str();

@@ -5,7 +5,7 @@ use super::status::{
     condition, denial_reason, denied_for_generation, deny, patch_status, publish,
     wait_for_reference,
 };
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, done, verified_caller};
+use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, verified_caller};
 use crate::api::{Service, System};
 use crate::app::AppError;
 use crate::app::systems::{
@@ -88,7 +88,7 @@ pub async fn reconcile_system(
         }
     })
     .await?;
-    done(&ctx, obj.as_ref(), action)
+    Ok(action)
 }
 
 pub async fn reconcile_service(
@@ -171,7 +171,7 @@ pub async fn reconcile_service(
         }
     })
     .await?;
-    done(&ctx, obj.as_ref(), action)
+    Ok(action)
 }
 
 trait Reconciled:

@@ -5,6 +5,40 @@ use crate::domain::redact::redact;
 use chrono::{DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
+use std::future::Future;
+
+/// The key under which [`append`] records the id of the request being served.
+pub const REQUEST_ID_KEY: &str = "requestId";
+
+tokio::task_local! {
+    /// The `x-request-id` of the REST request this task is serving, if any.
+    static REQUEST_ID: String;
+}
+
+/// Runs `f` with `id` as the current request id: every audit row appended while it runs
+/// (on this task) carries `"requestId": id` in its details, so a row can be matched with
+/// the request and its log lines. The REST API scopes each request with it.
+pub async fn with_request_id<F: Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+/// The request id set by [`with_request_id`] for this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// `details` with the current request id added, when one is set, `details` is an object
+/// and it names no request id of its own.
+fn with_current_request_id(details: &Value) -> Value {
+    let mut details = details.clone();
+    if let Value::Object(map) = &mut details
+        && !map.contains_key(REQUEST_ID_KEY)
+        && let Some(id) = current_request_id()
+    {
+        map.insert(REQUEST_ID_KEY.to_string(), Value::String(id));
+    }
+    details
+}
 
 /// One audit record as a writer describes it.
 #[derive(Debug, Clone)]
@@ -58,7 +92,8 @@ impl AuditEntry {
 /// Appends one row to the chain. Must run inside the caller's transaction: the chain head's
 /// row lock, held until commit, orders concurrent appends so the chain never forks; a rolled
 /// back transaction takes its row and the head update with it. Secret-like keys in the
-/// details are redacted before anything is hashed or stored.
+/// details are redacted before anything is hashed or stored. Inside [`with_request_id`],
+/// the details (an object) also get the request id, before hashing: it is part of the row.
 pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result<i64> {
     let head = sqlx::query!("SELECT last_hash FROM audit_chain_head WHERE singleton FOR UPDATE")
         .fetch_one(&mut *conn)
@@ -76,7 +111,7 @@ pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result
         parent_type: entry.parent.as_ref().map(|p| p.0.clone()),
         parent_id: entry.parent.as_ref().map(|p| p.1.clone()),
         environment: entry.environment.clone(),
-        details: redact(&entry.details),
+        details: redact(&with_current_request_id(&entry.details)),
     };
     let hash = row_hash(&head.last_hash, &content);
     let id = sqlx::query_scalar!(
@@ -231,4 +266,31 @@ pub async fn query(
     )
     .fetch_all(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_request_id_goes_into_object_details_only_inside_its_scope() {
+        assert_eq!(with_current_request_id(&json!({"a": 1})), json!({"a": 1}));
+        let inside = with_request_id("req-1".into(), async {
+            (
+                with_current_request_id(&json!({"a": 1})),
+                with_current_request_id(&json!({"requestId": "mine"})),
+                with_current_request_id(&json!(["not", "an", "object"])),
+            )
+        })
+        .await;
+        assert_eq!(
+            inside,
+            (
+                json!({"a": 1, "requestId": "req-1"}),
+                json!({"requestId": "mine"}),
+                json!(["not", "an", "object"]),
+            )
+        );
+    }
 }

@@ -19,8 +19,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +46,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api;
 use crate::app::AppError;
 use crate::domain::identity::{self, Identity, ObjectKey};
+use crate::http::metrics;
 
 /// The kinds whose creator is stamped and signed on create.
 pub const STAMPED_KINDS: [&str; 5] = ["System", "Service", "VmRequest", "VmOperation", "Approval"];
@@ -243,59 +245,105 @@ pub enum WebhookError {
     Bind { addr: SocketAddr, source: io::Error },
 }
 
-/// `POST /mutate` and `POST /validate`.
+/// `POST /mutate` and `POST /validate`, with request ids and request spans
+/// ([`super::with_request_ids`]); each answer is counted and timed
+/// (`shepherd_webhook_requests_total`, `shepherd_webhook_request_duration_seconds`).
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/mutate", post(mutate))
-        .route("/validate", post(validate))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+    super::with_request_ids(
+        Router::new()
+            .route("/mutate", post(mutate))
+            .route("/validate", post(validate))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(state),
+    )
 }
 
-async fn mutate(
-    State(state): State<WebhookState>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Response {
-    let Ok(request): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
-        return reply(AdmissionResponse::invalid(
-            "the AdmissionReview carries no request",
-        ));
-    };
-    let response = match mutation(&state.key, &request) {
-        Ok(None) => AdmissionResponse::from(&request),
-        Ok(Some(patch)) => match AdmissionResponse::from(&request).with_patch(patch) {
-            Ok(response) => response,
-            Err(e) => denied(&request, Denial::internal(e.to_string())),
+/// The AdmissionReview as the handlers receive it: a body that is not one is answered by
+/// axum's rejection (4xx), but counted first.
+type Review = Result<Json<AdmissionReview<DynamicObject>>, JsonRejection>;
+
+async fn mutate(State(state): State<WebhookState>, review: Review) -> Response {
+    answer("mutate", review, |request| async move {
+        match mutation(&state.key, &request) {
+            Ok(None) => AdmissionResponse::from(&request),
+            Ok(Some(patch)) => match AdmissionResponse::from(&request).with_patch(patch) {
+                Ok(response) => response,
+                Err(e) => denied(&request, Denial::internal(e.to_string())),
+            },
+            Err(denial) => denied(&request, denial),
+        }
+    })
+    .await
+}
+
+async fn validate(State(state): State<WebhookState>, review: Review) -> Response {
+    answer("validate", review, |request| async move {
+        validation(&state, &request).await
+    })
+    .await
+}
+
+/// Unpacks the review, runs `decide` on its request and records the answer's metrics.
+async fn answer<F, Fut>(endpoint: &'static str, review: Review, decide: F) -> Response
+where
+    F: FnOnce(AdmissionRequest<DynamicObject>) -> Fut,
+    Fut: Future<Output = AdmissionResponse>,
+{
+    let started = Instant::now();
+    let (operation, verdict, response) = match review {
+        Err(rejection) => ("unknown", "invalid", rejection.into_response()),
+        Ok(Json(review)) => match review.try_into() {
+            Err(_) => (
+                "unknown",
+                "invalid",
+                reply(AdmissionResponse::invalid(
+                    "the AdmissionReview carries no request",
+                )),
+            ),
+            Ok(request) => {
+                let request: AdmissionRequest<DynamicObject> = request;
+                let operation = operation_label(&request.operation);
+                let response = decide(request).await;
+                let verdict = if response.allowed {
+                    "allowed"
+                } else {
+                    "denied"
+                };
+                (operation, verdict, reply(response))
+            }
         },
-        Err(denial) => denied(&request, denial),
     };
-    reply(response)
+    metrics::record_admission(endpoint, operation, verdict, started.elapsed());
+    response
 }
 
-async fn validate(
-    State(state): State<WebhookState>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Response {
-    let Ok(request): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
-        return reply(AdmissionResponse::invalid(
-            "the AdmissionReview carries no request",
-        ));
-    };
-    let response = match admission_input(&request) {
-        Ok(None) => AdmissionResponse::from(&request),
-        Ok(Some(input)) => match run_policy(&state, input).await {
+fn operation_label(operation: &admission::Operation) -> &'static str {
+    match operation {
+        admission::Operation::Create => "CREATE",
+        admission::Operation::Update => "UPDATE",
+        admission::Operation::Delete => "DELETE",
+        admission::Operation::Connect => "CONNECT",
+    }
+}
+
+async fn validation(
+    state: &WebhookState,
+    request: &AdmissionRequest<DynamicObject>,
+) -> AdmissionResponse {
+    match admission_input(request) {
+        Ok(None) => AdmissionResponse::from(request),
+        Ok(Some(input)) => match run_policy(state, input).await {
             Ok(warnings) => {
-                let mut response = AdmissionResponse::from(&request);
+                let mut response = AdmissionResponse::from(request);
                 if !warnings.is_empty() {
                     response.warnings = Some(warnings);
                 }
                 response
             }
-            Err(denial) => denied(&request, denial),
+            Err(denial) => denied(request, denial),
         },
-        Err(denial) => denied(&request, denial),
-    };
-    reply(response)
+        Err(denial) => denied(request, denial),
+    }
 }
 
 /// Runs the policy on its own task, so that a panic or an overrun becomes a denial.

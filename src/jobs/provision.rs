@@ -13,6 +13,7 @@ use crate::db;
 use crate::db::vms::ProvisionTarget;
 use crate::domain::render::{self, FIELD_MANAGER, RenderInput, TICKET_LABEL};
 use crate::domain::resources::FinalResources;
+use crate::metric_names;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -70,6 +71,40 @@ impl Worker<ProvisionVm> for ProvisionWorker {
         context: WorkContext,
         job: Job<ProvisionVm>,
     ) -> Result<WorkOutcome, ProvisionError> {
+        let started = std::time::Instant::now();
+        if let Some(attempted) = job.row.attempted_at
+            && let Ok(waited) = attempted.duration_since(job.row.scheduled_at).try_into()
+        {
+            let waited: Duration = waited;
+            metrics::histogram!(metric_names::JOB_WAIT, "kind" => KIND)
+                .record(waited.as_secs_f64());
+        }
+        let last = job.row.attempt >= job.row.max_attempts;
+        let result = self.attempt(&context, &job).await;
+        let outcome = match &result {
+            Ok(WorkOutcome::Snooze(_)) => "snoozed",
+            Ok(_) => "completed",
+            Err(_) if last => "failed",
+            Err(_) => "retried",
+        };
+        metrics::histogram!(metric_names::JOB_DURATION, "kind" => KIND)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(metric_names::JOBS_TOTAL, "kind" => KIND, "outcome" => outcome)
+            .increment(1);
+        result
+    }
+}
+
+/// The job kind, as a metrics label.
+const KIND: &str = "vm_provision";
+
+impl ProvisionWorker {
+    async fn attempt(
+        &self,
+        context: &WorkContext,
+        job: &Job<ProvisionVm>,
+    ) -> Result<WorkOutcome, ProvisionError> {
+        let context = context.clone();
         let vm_id = job.args.vm_id;
         let target = match provisioning::begin(&self.pool, vm_id, job.row.attempt <= 1).await? {
             Begin::Skip(why) => {
@@ -97,9 +132,7 @@ impl Worker<ProvisionVm> for ProvisionWorker {
             }
         }
     }
-}
 
-impl ProvisionWorker {
     async fn provision(
         &self,
         context: &WorkContext,

@@ -187,7 +187,7 @@ impl Env {
                 tls: Some((self.cert.clone(), self.key.clone())),
                 config: ApiConfig::default(),
             }),
-            health_addr: None,
+            health_addr: Some("127.0.0.1:0".parse().unwrap()),
             controllers,
             lease,
             workers: self.workers.then(worker_options),
@@ -262,6 +262,29 @@ impl Env {
             o.pointer("/status/phase") == Some(&json!("Active"))
         })
         .await;
+    }
+
+    /// The body of this process's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self
+            .running
+            .as_ref()
+            .and_then(|r| r.health_addr)
+            .expect("health endpoints running");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        body.to_string()
     }
 
     pub fn target(&self, name: &str) -> &SimCluster {

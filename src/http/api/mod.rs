@@ -13,7 +13,9 @@ pub mod tickets;
 
 use crate::app::listings::{DEFAULT_PAGE, MAX_PAGE};
 use auth::{RateLimit, TokenReviewer, UserRateLimiter};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -153,9 +155,12 @@ pub fn openapi_json() -> String {
     text
 }
 
+/// The REST API: every request has an id (`x-request-id`, kept from the client or made
+/// up) that the response carries back and that every audit row written while serving it
+/// records (`details.requestId`); each is counted and timed under its route template.
 pub fn router(state: ApiState) -> Router {
     let doc = Json(openapi());
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/openapi.json", get(move || async move { doc }))
         .route("/api/v1/whoami", get(inventory::whoami))
         .route("/api/v1/tickets", get(tickets::list))
@@ -187,5 +192,16 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .layer(middleware::from_fn(audit_request_id))
+        .layer(middleware::from_fn(crate::http::metrics::track_api))
+        .with_state(state);
+    crate::http::with_request_ids(router)
+}
+
+/// Scopes the request with its id, for the audit rows it writes.
+async fn audit_request_id(request: Request, next: Next) -> Response {
+    match crate::http::request_id(&request).map(str::to_string) {
+        Some(id) => crate::db::audit::with_request_id(id, next.run(request)).await,
+        None => next.run(request).await,
+    }
 }
