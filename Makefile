@@ -9,7 +9,7 @@ DB_URL = $${DATABASE_URL:-$$(bash scripts/db.sh url)}
 KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare openapi
+.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare openapi bench-idle
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -45,6 +45,10 @@ ci: lint test
 
 demo: db kubectl
 	@bash scripts/demo.sh
+
+# Idle writes per Shepherd object, against the write rate while working (not part of CI).
+bench-idle: db kubectl
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); $(CARGO) bench --bench idle
 
 # Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
 sqlx-prepare: db

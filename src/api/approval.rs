@@ -107,7 +107,7 @@ pub struct Overrides {
 pub struct ApprovalStatus {
     /// Pending, Applied, Refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::ApprovalPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

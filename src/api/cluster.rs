@@ -80,7 +80,7 @@ fn kubeconfig_key() -> String {
 pub struct ClusterStatus {
     /// Ready once mirrored into the catalog; Error when refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::CatalogPhase>,
     /// Unknown, Healthy or Unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,

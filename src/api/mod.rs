@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod crdgen;
 pub mod instance_size;
+pub mod phase;
 pub mod rest;
 pub mod rules;
 pub mod service;

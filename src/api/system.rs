@@ -36,7 +36,7 @@ pub struct SystemSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SystemStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::RegistrationPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

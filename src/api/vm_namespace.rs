@@ -34,7 +34,7 @@ pub struct VmNamespaceSpec {
 #[serde(rename_all = "camelCase")]
 pub struct VmNamespaceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::CatalogPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -79,7 +79,7 @@ impl From<OperationName> for crate::domain::ticket::Operation {
 #[serde(rename_all = "camelCase")]
 pub struct VmOperationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::RequestPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,7 +72,7 @@ pub struct VmRequestStatus {
     /// Pending, PendingApproval, Approved, Rejected, Cancelled, Executing, Succeeded,
     /// PartiallySucceeded, Failed or Denied: after approval it follows the ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::RequestPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -64,7 +64,7 @@ pub struct DataVolumeSource {
 #[serde(rename_all = "camelCase")]
 pub struct VmTemplateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<crate::api::phase::CatalogPhase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

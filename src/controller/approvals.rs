@@ -6,6 +6,7 @@ use super::requests::report_ticket;
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{Context, RESYNC, ReconcileError, verified_caller};
 use crate::api::approval::{DecisionName, TargetKind};
+use crate::api::phase::ApprovalPhase;
 use crate::api::{Approval, VmOperation, VmRequest};
 use crate::app::AppError;
 use crate::app::approvals::{approve, reject};
@@ -28,8 +29,12 @@ async fn finish(
 ) -> Result<Action, ReconcileError> {
     let generation = obj.metadata.generation;
     let (phase, ok, reason, message) = match &outcome {
-        Outcome::Applied { message, .. } => ("Applied", true, "Applied", message.clone()),
-        Outcome::Refused { reason, message } => ("Refused", false, *reason, message.clone()),
+        Outcome::Applied { message, .. } => {
+            (ApprovalPhase::Applied, true, "Applied", message.clone())
+        }
+        Outcome::Refused { reason, message } => {
+            (ApprovalPhase::Refused, false, *reason, message.clone())
+        }
     };
     let warnings = match &outcome {
         Outcome::Applied { warnings, .. } => warnings.clone(),
@@ -85,8 +90,8 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
     let api: Api<Approval> = Api::namespaced(ctx.client.clone(), &ns);
     if matches!(
-        obj.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Applied" | "Refused")
+        obj.status.as_ref().and_then(|s| s.phase),
+        Some(ApprovalPhase::Applied | ApprovalPhase::Refused)
     ) {
         return Ok(Action::await_change());
     }
@@ -122,7 +127,12 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
     };
     let Some(target_status) = target_status else {
         let message = format!("{kind} {ns}/{target} does not exist (yet)");
-        patch_status(&api, obj, json!({"phase": "Pending", "message": message})).await?;
+        patch_status(
+            &api,
+            obj,
+            json!({"phase": ApprovalPhase::Pending, "message": message}),
+        )
+        .await?;
         return Ok(Action::requeue(RESYNC));
     };
     let Some(ticket) = target_status
@@ -131,7 +141,12 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
         .and_then(|t| t.parse().ok())
     else {
         let message = format!("{kind} {ns}/{target} has no ticket yet");
-        patch_status(&api, obj, json!({"phase": "Pending", "message": message})).await?;
+        patch_status(
+            &api,
+            obj,
+            json!({"phase": ApprovalPhase::Pending, "message": message}),
+        )
+        .await?;
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     };
     let requester = target_status

@@ -5,6 +5,7 @@
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::api::conditions::Condition;
+use crate::api::phase::CatalogPhase;
 use crate::api::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::app::{AppError, catalog};
 use crate::db::catalog::ClusterAccess;
@@ -50,7 +51,7 @@ where
             )];
             conditions.extend(more_conditions);
             let mut status = json!({
-                "phase": "Ready",
+                "phase": CatalogPhase::Ready,
                 "observedGeneration": generation,
                 "conditions": conditions,
             });
@@ -77,7 +78,7 @@ where
                     &api,
                     obj,
                     json!({
-                        "phase": "Error",
+                        "phase": CatalogPhase::Error,
                         "observedGeneration": generation,
                         "conditions": [condition("Ready", false, reason, &message, generation)],
                     }),

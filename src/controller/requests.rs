@@ -7,6 +7,7 @@ use super::status::{
 };
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, verified_caller};
 use crate::api::VmRequest;
+use crate::api::phase::RequestPhase;
 use crate::api::vm_request::VmRef;
 use crate::app::AppError;
 use crate::app::requests::{
@@ -174,6 +175,7 @@ where
     let view = ticket_view(&ctx.pool, ticket_id).await?;
     let generation = obj.meta().generation;
     let phase = view.status.as_str();
+    let shown_phase = RequestPhase::from(view.status);
     let creates = K::kind(&()) == "VmRequest";
     let mut message = format!("ticket {ticket_id}: {}", next_step(view.status, creates));
     if let (Some(approver), Some(reason)) = (&view.approver, &view.decision_reason) {
@@ -220,7 +222,7 @@ where
         api,
         obj,
         json!({
-            "phase": phase,
+            "phase": shown_phase,
             "observedGeneration": generation,
             "ticketId": ticket_id.to_string(),
             "environment": view.environment.as_str(),

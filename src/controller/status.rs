@@ -3,6 +3,7 @@
 
 use super::{Context, ReconcileError};
 use crate::api::conditions::{Condition, ConditionStatus};
+use crate::api::phase::RequestPhase;
 use crate::app::AppError;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -155,8 +156,10 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let generation = obj.meta().generation;
+    // Denied and Pending are spelled alike in RegistrationPhase and RequestPhase, the phases
+    // of the kinds these helpers serve (tested in api::phase).
     let status = json!({
-        "phase": "Denied",
+        "phase": RequestPhase::Denied,
         "observedGeneration": generation,
         "message": message,
         "conditions": [
@@ -173,7 +176,7 @@ where
 /// True when the object was denied for its current generation: nothing to do again.
 pub fn denied_for_generation(status: Option<&Value>, generation: Option<i64>) -> bool {
     status.is_some_and(|s| {
-        s.get("phase").and_then(Value::as_str) == Some("Denied")
+        s.get("phase") == Some(&json!(RequestPhase::Denied))
             && s.get("observedGeneration").and_then(Value::as_i64) == generation
     })
 }
@@ -190,7 +193,7 @@ where
 {
     let generation = obj.meta().generation;
     patch_status(api, obj, json!({
-        "phase": "Pending",
+        "phase": RequestPhase::Pending,
         "observedGeneration": generation,
         "message": format!("waiting: {message}"),
         "conditions": [condition("Accepted", false, "WaitingForReference", message, generation)],

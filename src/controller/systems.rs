@@ -6,6 +6,7 @@ use super::status::{
     wait_for_reference,
 };
 use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, verified_caller};
+use crate::api::phase::RegistrationPhase;
 use crate::api::{Service, System};
 use crate::app::AppError;
 use crate::app::systems::{
@@ -206,7 +207,7 @@ async fn registered<K: Reconciled>(
     let generation = obj.meta().generation;
     let message = format!("registered, {note}");
     let mut status = json!({
-        "phase": "Active",
+        "phase": RegistrationPhase::Active,
         "observedGeneration": generation,
         "conditions": [condition("Ready", true, "Registered", &message, generation)],
     });
@@ -249,7 +250,7 @@ async fn removed<K: Reconciled>(
             let generation = obj.meta().generation;
             let message = err.to_string();
             patch_status(api, obj, json!({
-                "phase": "DeletionBlocked",
+                "phase": RegistrationPhase::DeletionBlocked,
                 "conditions": [condition("Ready", false, "DeletionBlocked", &message, generation)],
             }))
             .await?;
