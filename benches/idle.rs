@@ -52,10 +52,11 @@ where
     })
 }
 
-fn vm_request(name: &str) -> String {
+/// A request for `count` VMs (requests differ in count: identical pending ones are refused).
+fn vm_request(name: &str, count: usize) -> String {
     format!(
         "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmRequest\nmetadata: {{name: {name}, namespace: apps}}\n\
-         spec: {{system: shop, service: web, targetNamespace: team-a, template: fedora, instanceSize: small, count: 2, reason: \"bench {name}\"}}\n"
+         spec: {{system: shop, service: web, targetNamespace: team-a, template: fedora, instanceSize: small, count: {count}, reason: bench}}\n"
     )
 }
 
@@ -126,7 +127,7 @@ async fn run(base: String, idle: Duration) {
         env.kubectl_ok(
             "alice",
             &["apply", "-f", "-"],
-            Some(&vm_request(&format!("r{i}"))),
+            Some(&vm_request(&format!("r{i}"), i)),
         )
         .await;
     }

@@ -23,16 +23,6 @@ apiVersion: shepherd.kv-shepherd.io/v1alpha1
 kind: Cluster
 metadata: {name: prod-1}
 spec: {environment: prod, kubeconfigSecretRef: {namespace: kubevirt-shepherd, name: prod-1}}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: System
-metadata: {name: shop}
-spec: {}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: Service
-metadata: {name: shop.web}
-spec: {system: shop}
 "#;
 
 fn vm_request(name: &str, count: i32) -> String {
@@ -51,13 +41,7 @@ fn approval(name: &str, target: &str, decision: &str, overrides: &str) -> String
 
 async fn ready(env: &Env) {
     // Clusters by admin; the System and Service by alice, who owns them.
-    let (admin_part, alice_part) = CLUSTERS.split_at(
-        CLUSTERS.find("kind: System").unwrap()
-            - "apiVersion: shepherd.kv-shepherd.io/v1alpha1\n".len(),
-    );
-    env.kubectl_ok("admin", &["apply", "-f", "-"], Some(admin_part))
-        .await;
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(alice_part))
+    env.kubectl_ok("admin", &["apply", "-f", "-"], Some(CLUSTERS))
         .await;
     for c in ["test-1", "test-2", "prod-1"] {
         env.wait_for("clusters.shepherd.kv-shepherd.io", None, c, |o| {
@@ -65,10 +49,7 @@ async fn ready(env: &Env) {
         })
         .await;
     }
-    env.wait_for("services.shepherd.kv-shepherd.io", None, "shop.web", |o| {
-        o.pointer("/status/phase") == Some(&json!("Active"))
-    })
-    .await;
+    env.apply_shop().await;
 }
 
 /// The catalog ready and alice's VmRequest r1 for `count` VMs pending; the request as seen.

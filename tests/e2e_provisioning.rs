@@ -141,6 +141,14 @@ fn vm_phases(request: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The state and attempt of the (only) vm_provision job.
+async fn provision_job(env: &Env) -> (String, i16) {
+    sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap()
+}
+
 async fn audit_actions(env: &Env) -> Vec<String> {
     sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
         .fetch_all(&env.db.pool)
@@ -480,11 +488,7 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
         "{error:?}"
     );
     // The job waits rather than failing.
-    let job: (String, i16) =
-        sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
+    let job = provision_job(&env).await;
     assert!(
         matches!(job.0.as_str(), "scheduled" | "available" | "running"),
         "{job:?}"
@@ -802,11 +806,7 @@ async fn the_last_failed_attempt_marks_the_vm_and_the_ticket_failed(
             .is_some_and(|e| e.contains("cluster target-1")),
         "{error:?}"
     );
-    let job: (String, i16) =
-        sqlx::query_as("SELECT state::text, attempt FROM river_job WHERE kind = 'vm_provision'")
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
+    let job = provision_job(&env).await;
     assert_eq!(job, ("discarded".to_string(), 2));
     let ticket: String = sqlx::query_scalar("SELECT status FROM tickets")
         .fetch_one(&env.db.pool)
