@@ -4,91 +4,19 @@
 
 mod common;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
+use common::rest::{Answer, api};
 use common::world::{alice, pending};
 use common::{count, setup};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shepherd::app::requests::{VmRequestInput, submit_vm_request};
+use shepherd::http::api::ApiConfig;
 use shepherd::http::api::auth::RateLimit;
-use shepherd::http::api::{ApiConfig, ApiState, router};
-use shepherd_sim::{ClusterConfig, SimCluster, User};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::num::NonZeroU32;
 use tower::ServiceExt;
 use uuid::Uuid;
-
-struct Api {
-    sim: SimCluster,
-    router: Router,
-}
-
-async fn api(pool: &PgPool, config: ApiConfig) -> Api {
-    let sim = SimCluster::start(
-        ClusterConfig::new("mgmt")
-            .with_user(User::new("alice", &["dev"]))
-            .with_user(User::new("bob", &["approvers"]))
-            .with_user(User::new("mallory", &[]))
-            .with_user(User::new("root", &["platform-admins"])),
-    )
-    .await
-    .unwrap();
-    let client = sim.kube_client("admin").unwrap();
-    let router = router(ApiState::new(pool.clone(), client, config).unwrap());
-    Api { sim, router }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        user: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> Answer {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(user) = user {
-            let token = self.sim.token(user).unwrap();
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.unwrap_or_default().to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Answer {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
-    async fn get(&self, user: &str, path: &str) -> Answer {
-        self.call(Some(user), Method::GET, path, None).await
-    }
-
-    async fn post(&self, user: &str, path: &str, body: Value) -> Answer {
-        self.call(Some(user), Method::POST, path, Some(&body.to_string()))
-            .await
-    }
-}
 
 /// The error answer's shape and code.
 fn assert_error(a: &Answer, status: StatusCode, code: &str) {

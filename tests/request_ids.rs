@@ -4,81 +4,17 @@
 
 mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use common::rest::api;
 use common::setup;
 use common::world::pending;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use shepherd::http::api::{ApiConfig, ApiState, router};
+use serde_json::json;
+use shepherd::http::api::ApiConfig;
 use shepherd::http::webhook::{AdmissionInput, AdmissionPolicy, BoxFuture, Denial, WebhookState};
-use shepherd_sim::{ClusterConfig, SimCluster, User};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower::ServiceExt;
 use uuid::Uuid;
-
-struct Api {
-    sim: SimCluster,
-    router: Router,
-}
-
-async fn api(pool: &sqlx::PgPool) -> Api {
-    let sim = SimCluster::start(
-        ClusterConfig::new("mgmt")
-            .with_user(User::new("alice", &["dev"]))
-            .with_user(User::new("bob", &["approvers"])),
-    )
-    .await
-    .unwrap();
-    let client = sim.kube_client("admin").unwrap();
-    let router = router(ApiState::new(pool.clone(), client, ApiConfig::default()).unwrap());
-    Api { sim, router }
-}
-
-struct Answer {
-    status: StatusCode,
-    request_id: Option<String>,
-    text: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        user: Option<&str>,
-        method: Method,
-        path: &str,
-        request_id: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(user) = user {
-            let token = self.sim.token(user).unwrap();
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(id) = request_id {
-            request = request.header("x-request-id", id);
-        }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Answer {
-            status,
-            request_id,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-}
 
 fn is_uuid(id: Option<&str>) -> bool {
     id.is_some_and(|id| Uuid::parse_str(id).is_ok())
@@ -91,28 +27,32 @@ async fn a_request_id_is_kept_or_made_up_and_always_echoed(
 ) {
     let t = setup(opts, connect).await;
     let ticket = pending(&t.pool, 1).await;
-    let api = api(&t.pool).await;
+    let api = api(&t.pool, ApiConfig::default()).await;
     let path = format!("/api/v1/tickets/{ticket}");
 
     let kept = api
-        .call(Some("bob"), Method::GET, &path, Some("test-123"), None)
+        .call_with_id(Some("bob"), Method::GET, &path, Some("test-123"), None)
         .await;
     assert_eq!(kept.status, StatusCode::OK, "{}", kept.text);
-    assert_eq!(kept.request_id.as_deref(), Some("test-123"));
+    assert_eq!(kept.request_id(), Some("test-123"));
 
-    let made_up = api.call(Some("bob"), Method::GET, &path, None, None).await;
+    let made_up = api
+        .call_with_id(Some("bob"), Method::GET, &path, None, None)
+        .await;
     assert_eq!(made_up.status, StatusCode::OK, "{}", made_up.text);
-    assert!(
-        is_uuid(made_up.request_id.as_deref()),
-        "{:?}",
-        made_up.request_id
+    assert!(is_uuid(made_up.request_id()), "{:?}", made_up.request_id());
+    let again = api
+        .call_with_id(Some("bob"), Method::GET, &path, None, None)
+        .await;
+    assert_ne!(
+        again.request_id(),
+        made_up.request_id(),
+        "one id per request"
     );
-    let again = api.call(Some("bob"), Method::GET, &path, None, None).await;
-    assert_ne!(again.request_id, made_up.request_id, "one id per request");
 
     // Errors carry it too: unauthenticated, and a path no route matches.
     let refused = api
-        .call(
+        .call_with_id(
             None,
             Method::GET,
             "/api/v1/whoami",
@@ -121,23 +61,23 @@ async fn a_request_id_is_kept_or_made_up_and_always_echoed(
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(refused.request_id.as_deref(), Some("no-token-1"));
+    assert_eq!(refused.request_id(), Some("no-token-1"));
     let unknown = api
-        .call(Some("bob"), Method::GET, "/api/v1/nothing-here", None, None)
+        .call_with_id(Some("bob"), Method::GET, "/api/v1/nothing-here", None, None)
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert!(is_uuid(unknown.request_id.as_deref()));
+    assert!(is_uuid(unknown.request_id()));
 
     // An id that would not be safe in logs and audit rows is replaced.
     for bad in ["has spaces in it", &"x".repeat(200), "quote\"d"] {
         let answer = api
-            .call(Some("bob"), Method::GET, &path, Some(bad), None)
+            .call_with_id(Some("bob"), Method::GET, &path, Some(bad), None)
             .await;
         assert_eq!(answer.status, StatusCode::OK);
         assert!(
-            is_uuid(answer.request_id.as_deref()),
+            is_uuid(answer.request_id()),
             "{bad:?} -> {:?}",
-            answer.request_id
+            answer.request_id()
         );
     }
 }
@@ -149,7 +89,7 @@ async fn the_audit_rows_of_a_decision_carry_its_request_id(
 ) {
     let t = setup(opts, connect).await;
     let ticket = pending(&t.pool, 2).await;
-    let api = api(&t.pool).await;
+    let api = api(&t.pool, ApiConfig::default()).await;
     let before: i64 = sqlx::query_scalar("SELECT max(id) FROM audit_log")
         .fetch_one(&t.pool)
         .await
@@ -164,16 +104,16 @@ async fn the_audit_rows_of_a_decision_carry_its_request_id(
     assert_eq!(without_id, 0, "rows written outside a request have no id");
 
     let approved = api
-        .call(
+        .call_with_id(
             Some("bob"),
             Method::POST,
             &format!("/api/v1/tickets/{ticket}/approve"),
             Some("approve-42"),
-            Some(json!({"reason": "capacity ok"})),
+            Some(&json!({"reason": "capacity ok"}).to_string()),
         )
         .await;
     assert_eq!(approved.status, StatusCode::ACCEPTED, "{}", approved.text);
-    assert_eq!(approved.request_id.as_deref(), Some("approve-42"));
+    assert_eq!(approved.request_id(), Some("approve-42"));
 
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT action, details->>'requestId' FROM audit_log WHERE id > $1 ORDER BY id",
@@ -195,12 +135,12 @@ async fn the_audit_rows_of_a_decision_carry_its_request_id(
     // A second decision is refused (409) and writes nothing; a rejection of another ticket
     // gets its own, generated id.
     let again = api
-        .call(
+        .call_with_id(
             Some("bob"),
             Method::POST,
             &format!("/api/v1/tickets/{ticket}/approve"),
             Some("approve-43"),
-            Some(json!({"reason": "again"})),
+            Some(&json!({"reason": "again"}).to_string()),
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);

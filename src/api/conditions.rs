@@ -28,17 +28,8 @@ pub struct Condition {
     pub last_transition_time: String,
 }
 
-/// Sets `new` in `conditions`, keeping `lastTransitionTime` when the status did not change.
-pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
-    if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == new.type_) {
-        if existing.status == new.status {
-            new.last_transition_time = existing.last_transition_time.clone();
-        }
-        *existing = new;
-    } else {
-        conditions.push(new);
-    }
-}
+// `lastTransitionTime` moves only when a condition's status does: `controller::status::
+// patch_status` keeps it when it writes status.
 
 #[cfg(test)]
 mod tests {
@@ -53,17 +44,6 @@ mod tests {
             observed_generation: Some(1),
             last_transition_time: time.into(),
         }
-    }
-
-    #[test]
-    fn transition_time_moves_only_when_status_changes() {
-        let mut cs = vec![cond("Accepted", ConditionStatus::True, "t1")];
-        set_condition(&mut cs, cond("Accepted", ConditionStatus::True, "t2"));
-        assert_eq!(cs[0].last_transition_time, "t1");
-        set_condition(&mut cs, cond("Accepted", ConditionStatus::False, "t3"));
-        assert_eq!(cs[0].last_transition_time, "t3");
-        set_condition(&mut cs, cond("Denied", ConditionStatus::True, "t4"));
-        assert_eq!(cs.len(), 2);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod rest;
 pub mod world;
 
 use serde_json::json;
