@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How long one attempt may take: target clusters can be slow (DESIGN §7: at least 5 min).
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -104,7 +105,6 @@ impl ProvisionWorker {
         context: &WorkContext,
         job: &Job<ProvisionVm>,
     ) -> Result<WorkOutcome, ProvisionError> {
-        let context = context.clone();
         let vm_id = job.args.vm_id;
         let target = match provisioning::begin(&self.pool, vm_id, job.row.attempt <= 1).await? {
             Begin::Skip(why) => {
@@ -115,22 +115,25 @@ impl ProvisionWorker {
         };
         let span = tracing::info_span!("vm_provision", vm = %target.name, ticket = %target.ticket_id,
                                        cluster = target.cluster.as_deref().unwrap_or(""), attempt = job.row.attempt);
-        let _entered = span.enter();
-        match self.provision(&context, &target).await {
-            Ok(outcome) => Ok(outcome),
-            Err(err) if job.row.attempt >= job.row.max_attempts => {
-                // The VM and ticket record the failure; River records the error and discards
-                // the job.
-                tracing::error!(error = %err, "vm_provision: last attempt failed");
-                self.fail(None, &target, "ProvisioningFailed", &err.to_string())
-                    .await?;
-                Err(err)
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "vm_provision: attempt failed, will retry");
-                Err(err)
+        async {
+            match self.provision(context, &target).await {
+                Ok(outcome) => Ok(outcome),
+                Err(err) if job.row.attempt >= job.row.max_attempts => {
+                    // The VM and ticket record the failure; River records the error and
+                    // discards the job.
+                    tracing::error!(error = %err, "vm_provision: last attempt failed");
+                    self.fail(None, &target, "ProvisioningFailed", &err.to_string())
+                        .await?;
+                    Err(err)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "vm_provision: attempt failed, will retry");
+                    Err(err)
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     async fn provision(
