@@ -55,7 +55,7 @@ say "installing the CRDs and namespaces (as admin)"
 k admin apply -f crds/ >/dev/null
 printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: kubevirt-shepherd}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n' | k admin apply -f - >/dev/null
 
-say "shepherd run: webhook and REST API (TLS), reconcilers"
+say "shepherd run: webhook and REST API (TLS), reconcilers, job workers, cluster watchers"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 api_port=$(free_port)
