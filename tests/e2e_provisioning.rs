@@ -81,20 +81,14 @@ async fn wait_phase(env: &Env, name: &str, phases: &[&str], seconds: u64) -> Val
 }
 
 async fn wait_until(env: &Env, name: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let obj = env.get("vmrequests", Some("apps"), name).await;
-        if let Some(obj) = &obj
-            && done(obj)
-        {
-            return obj.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "vmrequest {name} never got there; last seen: {obj:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    env.wait_for_within(
+        Duration::from_secs(seconds),
+        "vmrequests",
+        Some("apps"),
+        name,
+        done,
+    )
+    .await
 }
 
 fn vm_api(env: &Env, cluster: &str, namespace: Option<&str>) -> Api<DynamicObject> {

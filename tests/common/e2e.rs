@@ -495,7 +495,20 @@ spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
         name: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        self.wait_for_within(Duration::from_secs(30), kind, namespace, name, done)
+            .await
+    }
+
+    /// `wait_for` with another bound, for work that takes longer (retries with backoff).
+    pub async fn wait_for_within(
+        &self,
+        bound: Duration,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + bound;
         loop {
             let obj = self.get(kind, namespace, name).await;
             if let Some(obj) = &obj
