@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::api::{Core, Ctx};
 use crate::auth::{User, random_token};
 use crate::error::SimError;
 use crate::faults::Faults;
 use crate::kubevirt::{KubeVirt, KubeVirtConfig};
+use crate::objects::{Core, Ctx};
 use crate::resources::Registry;
 use crate::server::{App, router, serve_https};
 use crate::store::Store;

@@ -1,9 +1,9 @@
 //! An in-process Kubernetes API and KubeVirt simulator for testing KubeVirt Shepherd
-//! (DESIGN §11). Start a [`SimCluster`] (or a [`Sim`] with a management and target
-//! clusters), then talk to it with kube clients, kubeconfigs or the real kubectl.
+//! (see "Testing against the simulator" in `docs/architecture.md`). Start a
+//! [`SimCluster`] (or a [`Sim`] with a management and target clusters), then talk to it
+//! with kube clients, kubeconfigs or the real kubectl.
 
 pub mod admission;
-pub mod api;
 pub mod apply;
 pub mod auth;
 mod cluster;
@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod faults;
 pub mod kubevirt;
+pub mod objects;
 pub mod openapi;
 pub mod resources;
 pub mod schema;

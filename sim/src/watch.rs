@@ -10,8 +10,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::api::Core;
 use crate::error::{ApiError, ApiResult};
+use crate::objects::Core;
 use crate::resources::ResourceDef;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{ChangeEvent, EventType};

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::{Core, Ctx};
 use crate::error::ApiResult;
+use crate::objects::{Core, Ctx};
 use crate::resources::ResourceDef;
 
 /// A node of a simulated target cluster.
@@ -440,4 +440,18 @@ impl KubeVirt {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A VM's `runStrategy`, or the one its deprecated `running` field stands for.
+fn run_strategy(vm: &Value) -> String {
+    vm["spec"]["runStrategy"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if vm["spec"]["running"].as_bool() == Some(true) {
+                "Always".into()
+            } else {
+                "Halted".into()
+            }
+        })
 }

@@ -6,8 +6,8 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::{KubeVirt, lock};
-use crate::api::{Core, Ctx};
 use crate::error::{ApiError, ApiResult};
+use crate::objects::{Core, Ctx};
 use crate::server::{Req, json_response};
 
 fn conflict(resource: &str, name: &str, why: &str) -> ApiError {
@@ -108,16 +108,7 @@ impl KubeVirt {
         let vmi_active = vmi.as_ref().is_some_and(|v| {
             !matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
         });
-        let strategy = vm["spec"]["runStrategy"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                if vm["spec"]["running"].as_bool() == Some(true) {
-                    "Always".into()
-                } else {
-                    "Halted".into()
-                }
-            });
+        let strategy = super::run_strategy(&vm);
         let set_strategy = |s: &'static str| {
             core.internal_modify(&vm_def, ns, name, "virt-api", "", |o| {
                 if o["spec"]["runStrategy"] == s {
@@ -193,7 +184,7 @@ impl KubeVirt {
                         "spec": {"vmiName": name},
                     });
                     let mut ctx: Ctx = r.ctx()?;
-                    ctx.validation = crate::api::FieldValidation::Ignore;
+                    ctx.validation = crate::objects::FieldValidation::Ignore;
                     core.create(&ctx, &self.def("vmim"), ns, m).await?;
                 }
             }

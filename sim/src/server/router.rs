@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::api::{Core, Ctx, FieldValidation, PatchType, Written};
 use crate::auth::{self, User};
 use crate::error::{ApiError, ApiResult};
+use crate::objects::{Core, Ctx, FieldValidation, PatchType, Written};
 use crate::resources::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::meta_str;
