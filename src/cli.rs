@@ -199,9 +199,9 @@ fn parse_subject(s: &str) -> Result<Subject, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Crdgen { out } = &cli.command {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        for (file, crd) in crate::api::crdgen::all() {
+        for (file, crd) in crate::crd::crdgen::all() {
             let path = out.join(file);
-            std::fs::write(&path, crate::api::crdgen::to_yaml(&crd))
+            std::fs::write(&path, crate::crd::crdgen::to_yaml(&crd))
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("crdgen: wrote {}", path.display());
         }

@@ -1,13 +1,14 @@
 //! `shepherd run`: the long-running process. It hosts the admission webhook (TLS), health
 //! endpoints, and the reconcilers under a Lease. Components are chosen by options so that
-//! replicas can be split (DESIGN §9).
+//! replicas can be split (docs/architecture.md#processes-and-interfaces).
 
 use crate::app::admission::ShepherdPolicy;
 use crate::clusters::ClusterClients;
 use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
 use crate::http::api::{self, ApiConfig, ApiState};
-use crate::http::webhook::{self, TlsListener, WebhookState};
+use crate::http::tls::{TlsError, TlsListener};
+use crate::http::webhook::{self, WebhookState};
 use crate::jobs::WorkerOptions;
 use axum::Router;
 use axum::extract::State;
@@ -60,6 +61,8 @@ pub enum RunError {
     KeyMissing { secret: String, key: String },
     #[error("identity key: {0}")]
     Webhook(#[from] webhook::WebhookError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("job queue: {0}")]
     Queue(#[from] crate::jobs::QueueSetupError),
     #[error("starting the job workers: {0}")]
@@ -154,6 +157,9 @@ pub async fn start(
     crate::http::metrics::install();
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // The one client that inserts jobs in the use cases' transactions (REST and reconcilers);
+    // the workers' client below works the queues.
+    let river = Arc::new(crate::jobs::inserter(&pool)?);
 
     let mut webhook_addr = None;
     if let Some(w) = &opts.webhook {
@@ -172,14 +178,23 @@ pub async fn start(
         let stop = stop.clone();
         tasks.spawn(async move {
             listener
-                .run(webhook::router(state), stop.cancelled_owned())
+                .run(
+                    "admission webhook",
+                    webhook::router(state),
+                    stop.cancelled_owned(),
+                )
                 .await
         });
     }
 
     let mut api_addr = None;
     if let Some(a) = &opts.api {
-        let router = api::router(ApiState::new(pool.clone(), client.clone(), a.config)?);
+        let router = api::router(ApiState::new(
+            pool.clone(),
+            river.clone(),
+            client.clone(),
+            a.config,
+        ));
         api_addr = Some(match &a.tls {
             Some((cert, key)) => {
                 let listener = TlsListener::bind(a.addr, cert, key).await?;
@@ -188,7 +203,11 @@ pub async fn start(
                     source,
                 })?;
                 let stop = stop.clone();
-                tasks.spawn(async move { listener.run(router, stop.cancelled_owned()).await });
+                tasks.spawn(async move {
+                    listener
+                        .run("REST API", router, stop.cancelled_owned())
+                        .await
+                });
                 bound
             }
             None => serve_plain(a.addr, router, "REST API", &stop, &mut tasks).await?,
@@ -214,8 +233,8 @@ pub async fn start(
         opts.cluster_write_concurrency,
     ));
     if let Some(workers) = &opts.workers {
-        let river = crate::jobs::worker_client(&pool, clusters.clone(), workers)?;
-        let mut handle = river.start_with_graceful_stop(stop.clone().cancelled_owned())?;
+        let worker_client = crate::jobs::worker_client(&pool, clusters.clone(), workers)?;
+        let mut handle = worker_client.start_with_graceful_stop(stop.clone().cancelled_owned())?;
         tasks.spawn(async move {
             if let Err(err) = handle.wait().await {
                 tracing::error!(error = %err, "the job workers stopped");
@@ -229,6 +248,7 @@ pub async fn start(
             pool,
             identity_key,
             &opts.lease.identity,
+            river,
             clusters,
         ));
         let stop = stop.clone();

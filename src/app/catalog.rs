@@ -3,21 +3,16 @@
 //! event writes nothing. Environments never move across the test/prod boundary.
 
 use super::AppError;
-use crate::api::cluster::ClusterSpec;
-use crate::api::instance_size::InstanceSizeSpec;
-use crate::api::vm_namespace::VmNamespaceSpec;
-use crate::api::vm_template::VmTemplateSpec;
+use crate::crd::cluster::ClusterSpec;
+use crate::crd::instance_size::InstanceSizeSpec;
+use crate::crd::vm_namespace::VmNamespaceSpec;
+use crate::crd::vm_template::VmTemplateSpec;
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::catalog::{ClusterFields, InstanceSizeFields};
-use crate::domain::Environment;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-
-fn env_of(e: crate::api::EnvironmentName) -> &'static str {
-    Environment::from(e).as_str()
-}
 
 /// Returns true when the row changed.
 pub async fn register_namespace(
@@ -27,7 +22,7 @@ pub async fn register_namespace(
     spec: &VmNamespaceSpec,
     k8s_uid: &str,
 ) -> Result<bool, AppError> {
-    let env = env_of(spec.environment);
+    let env = spec.environment.as_str();
     let mut tx = pool.begin().await?;
     let existing = db::services::live_namespace(&mut tx, name).await?;
     if let Some(row) = &existing
@@ -66,7 +61,7 @@ pub async fn register_cluster(
     spec: &ClusterSpec,
     k8s_uid: &str,
 ) -> Result<bool, AppError> {
-    let env = env_of(spec.environment);
+    let env = spec.environment.as_str();
     let mut tx = pool.begin().await?;
     let existing = db::catalog::live_cluster(&mut tx, name).await?;
     if let Some(row) = &existing

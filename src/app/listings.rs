@@ -1,8 +1,8 @@
-//! Reads for the REST API: tickets, VMs, Systems, Services, audit rows and role bindings,
-//! each filtered by what the caller may see (DESIGN §3: without a role on a System, the
-//! System and everything under it is left out; a binding counts only for the environments
-//! it allows). Lists are keyset-paginated, so a page boundary never moves when rows are
-//! added.
+//! Reads for the REST API: tickets, VMs, Systems, Services, audit rows and role bindings, each
+//! filtered by what the caller may see (docs/architecture.md#identity-and-permissions: without a
+//! role on a System, the System and everything under it is left out; a binding counts only for the
+//! environments it allows). Lists are keyset-paginated, so a page boundary never moves when rows
+//! are added.
 
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, Viewer};

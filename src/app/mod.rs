@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod inventory;
+pub mod job_args;
 pub mod listings;
 pub mod migrate;
 pub mod operations;
@@ -15,6 +16,7 @@ pub mod provisioning;
 pub mod rbac;
 pub mod requests;
 pub mod seed;
+pub mod submission;
 pub mod systems;
 pub mod tickets;
 
@@ -37,4 +39,99 @@ pub enum AppError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("River migration failed: {0}")]
     RiverMigration(#[from] riverqueue::migrate::Error),
+}
+
+/// What kind of failure an [`AppError`] is, for every surface that answers it: the REST
+/// API's status, the webhook's denial and the reconcilers' `Denied` reason all map from
+/// this one classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A named object does not exist (404).
+    NotFound,
+    /// The request conflicts with the current state (409).
+    Conflict,
+    /// A field breaks a rule (422).
+    Invalid,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// The database cannot be reached now; retrying later may succeed (503).
+    Unavailable,
+    /// Anything else: not the caller's fault, details only in the log (500).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The caller's own error (their input or their rights), as opposed to the platform's.
+    pub fn is_callers(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Invalid | ErrorKind::Forbidden
+        )
+    }
+}
+
+impl AppError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AppError::NotFound { .. } => ErrorKind::NotFound,
+            AppError::Conflict(_) => ErrorKind::Conflict,
+            AppError::Invalid { .. } => ErrorKind::Invalid,
+            AppError::Forbidden(_) => ErrorKind::Forbidden,
+            AppError::Database(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
+            ) => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_has_its_kind_and_only_rule_breaks_are_the_callers() {
+        let cases = [
+            (
+                AppError::NotFound {
+                    what: "ticket",
+                    id: "x".into(),
+                },
+                ErrorKind::NotFound,
+                true,
+            ),
+            (AppError::Conflict("c".into()), ErrorKind::Conflict, true),
+            (
+                AppError::Invalid {
+                    field: "f".into(),
+                    rule: "r".into(),
+                },
+                ErrorKind::Invalid,
+                true,
+            ),
+            (AppError::Forbidden("no".into()), ErrorKind::Forbidden, true),
+            (
+                AppError::Database(sqlx::Error::PoolTimedOut),
+                ErrorKind::Unavailable,
+                false,
+            ),
+            (
+                AppError::Database(sqlx::Error::PoolClosed),
+                ErrorKind::Unavailable,
+                false,
+            ),
+            (
+                AppError::Database(sqlx::Error::RowNotFound),
+                ErrorKind::Internal,
+                false,
+            ),
+        ];
+        for (err, kind, callers) in cases {
+            assert_eq!(err.kind(), kind, "{err}");
+            assert_eq!(kind.is_callers(), callers, "{err}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! Provisioning and following approved VMs (DESIGN §5, §7): what the `vm_provision` job and
-//! the clusters' status watchers record. Functions taking a connection write in the caller's
-//! transaction, because the worker completes its River job in that same transaction; the
-//! others own theirs. None of them calls Kubernetes.
+//! Provisioning and following approved VMs (docs/architecture.md#vms, docs/architecture.md#jobs):
+//! what the `vm_provision` job and the clusters' status watchers record. Functions taking a
+//! connection write in the caller's transaction, because the worker completes its River job in that
+//! same transaction; the others own theirs. None of them calls Kubernetes.
 
 use super::AppError;
 use crate::db;

@@ -1,24 +1,16 @@
-//! VmRequests: validation against the catalog and the caller's rights, and the one
-//! transaction that records a ticket (DESIGN §4). Keyed by the object's uid: a restart or a
-//! re-delivered event finds the ticket instead of opening a second one.
+//! VmRequests: validation against the catalog and the caller's rights, then the one
+//! submission path (`submission`) that records the ticket.
 
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
+use super::submission::{Submission, TicketDraft, record, recorded_submission};
 use crate::db;
-use crate::db::audit::AuditEntry;
-use crate::db::tickets::NewTicket;
 use crate::domain::Environment;
 use crate::domain::permissions::Permission;
-use crate::domain::policy::default_requires_approval;
 use crate::domain::ticket::{Operation, TicketStatus};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-/// Who decides auto-approved tickets.
-pub const AUTO_APPROVER: &str = "system:approval-policy";
-/// The decision reason recorded for a policy-exempt operation.
-pub const AUTO_APPROVAL_REASON: &str = "approval policy exempts this operation";
 
 /// A VmRequest as the platform reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,33 +168,6 @@ pub async fn check_duplicate(
     Ok(())
 }
 
-/// The recorded ticket of a VmRequest or VmOperation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submission {
-    pub ticket_id: Uuid,
-    pub status: TicketStatus,
-    pub environment: Environment,
-    /// False when the ticket already existed (a repeated call).
-    pub created: bool,
-}
-
-/// The ticket an object (by uid) recorded already: a repeated submission finds it and
-/// writes nothing.
-pub(crate) async fn recorded_submission(
-    conn: &mut PgConnection,
-    uid: &str,
-) -> Result<Option<Submission>, AppError> {
-    let Some(existing) = db::tickets::by_request_uid(conn, uid).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Submission {
-        ticket_id: existing.id,
-        status: parse_status(&existing.status)?,
-        environment: parse_env(&existing.environment)?,
-        created: false,
-    }))
-}
-
 fn parse_status(s: &str) -> Result<TicketStatus, AppError> {
     s.parse()
         .map_err(|e| invalid("tickets.status", format!("{e}")))
@@ -213,10 +178,10 @@ fn parse_env(s: &str) -> Result<Environment, AppError> {
         .map_err(|e| invalid("tickets.environment", format!("{e}")))
 }
 
-/// Records the ticket, its domain event and the audit row in one transaction. An operation
-/// the approval policy exempts is approved in that same transaction.
+/// Records the VmRequest's ticket once per object uid (see [`super::submission`]).
 pub async fn submit_vm_request(
     pool: &PgPool,
+    river: &riverqueue::Client,
     caller: &Caller,
     input: &VmRequestInput,
 ) -> Result<Submission, AppError> {
@@ -226,95 +191,22 @@ pub async fn submit_vm_request(
     }
     let resolved = validate_vm_request(&mut tx, caller, input).await?;
     check_duplicate(&mut tx, caller, input, &resolved).await?;
-    let env = resolved.environment;
-    let needs_approval =
-        db::policies::requires_approval(&mut tx, Operation::Create.as_str(), env.as_str())
-            .await?
-            .unwrap_or_else(|| default_requires_approval(Operation::Create, env));
-    let status = if needs_approval {
-        TicketStatus::PendingApproval
-    } else {
-        TicketStatus::Approved
+    let draft = TicketDraft {
+        uid: &input.uid,
+        object_namespace: &input.object_namespace,
+        object_name: &input.object_name,
+        operation: Operation::Create,
+        environment: resolved.environment,
+        service_id: resolved.service_id,
+        namespace_id: resolved.namespace_id,
+        vm_id: None,
+        vm_count: input.count,
+        reason: &input.reason,
+        request: request_document(input, resolved.disk_gib),
     };
-    let request = request_document(input, resolved.disk_gib);
-    let ticket_id = db::tickets::insert(
-        &mut tx,
-        &NewTicket {
-            operation: Operation::Create.as_str(),
-            requester: &caller.username,
-            request_uid: Some(&input.uid),
-            service_id: resolved.service_id,
-            namespace_id: resolved.namespace_id,
-            environment: env.as_str(),
-            vm_id: None,
-            vm_count: input.count,
-            reason: &input.reason,
-            request: &request,
-            status: TicketStatus::PendingApproval.as_str(),
-        },
-    )
-    .await?;
-    let event_status = if needs_approval {
-        "Pending"
-    } else {
-        "Processing"
-    };
-    let payload = json!({"ticket_id": ticket_id, "request": request, "requester": caller.username,
-                         "object": format!("{}/{}", input.object_namespace, input.object_name)});
-    db::events::insert(
-        &mut tx,
-        "ticket",
-        ticket_id,
-        "vm.request",
-        event_status,
-        &payload,
-    )
-    .await?;
-    db::rbac::touch_subject(&mut tx, &caller.subject()).await?;
-    db::audit::append(
-        &mut tx,
-        &AuditEntry::new(
-            "vm.request",
-            &caller.username,
-            "ticket",
-            ticket_id,
-            &input.object_name,
-        )
-        .parent("service", resolved.service_id)
-        .environment(env.as_str())
-        .details(
-            json!({"request": request, "reason": input.reason, "groups": caller.groups,
-                            "object": format!("{}/{}", input.object_namespace, input.object_name)}),
-        ),
-    )
-    .await?;
-    if !needs_approval {
-        // The whole approval transaction, here: placement, VM rows and their jobs.
-        let ticket = db::tickets::detail(&mut tx, ticket_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound {
-                what: "ticket",
-                id: ticket_id.to_string(),
-            })?;
-        let river = crate::jobs::inserter(pool).map_err(|e| AppError::Queue(e.0))?;
-        super::approvals::record_create_approval(
-            &mut tx,
-            &river,
-            AUTO_APPROVER,
-            &ticket,
-            env,
-            AUTO_APPROVAL_REASON,
-            &Default::default(),
-        )
-        .await?;
-    }
+    let submission = record(&mut tx, river, caller, draft).await?;
     tx.commit().await?;
-    Ok(Submission {
-        ticket_id,
-        status,
-        environment: env,
-        created: true,
-    })
+    Ok(submission)
 }
 
 /// Cancels the pending ticket of a deleted VmRequest or VmOperation (`kind`). Returns the

@@ -1,6 +1,7 @@
 //! Systems and Services: registration from their Kubernetes objects and guarded deletion
-//! (DESIGN §2, §3, §12). Registration is keyed by the object's uid, so a re-delivered event
-//! or a restarted controller finds the row it wrote and writes nothing more.
+//! (docs/reference.md#kinds, docs/architecture.md#identity-and-permissions,
+//! docs/architecture.md#decisions). Registration is keyed by the object's uid, so a re-delivered
+//! event or a restarted controller finds the row it wrote and writes nothing more.
 
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};

@@ -1,8 +1,8 @@
-//! Target-cluster access (DESIGN §5, §7). A kube Client per Cluster, built from the
-//! kubeconfig Secret the Cluster names (read from the management cluster) and rebuilt when
-//! that Secret or the reference changes. Writes per cluster are bounded by a semaphore and
-//! every call has a timeout. Kubeconfig contents never leave this module: errors name the
-//! Secret and the rule, never its data.
+//! Target-cluster access (docs/architecture.md#vms, docs/architecture.md#jobs). A kube Client per
+//! Cluster, built from the kubeconfig Secret the Cluster names (read from the management cluster)
+//! and rebuilt when that Secret or the reference changes. Writes per cluster are bounded by a
+//! semaphore and every call has a timeout. Kubeconfig contents never leave this module: errors name
+//! the Secret and the rule, never its data.
 
 pub mod watch;
 

@@ -1,8 +1,8 @@
-//! Status back from the clusters (DESIGN §5): one watcher per reachable target cluster on the
-//! VirtualMachines and VirtualMachineInstances we manage (by label). kube-runtime's watcher
-//! relists after a `410 Gone`, and every completed (re)list sweeps all of the cluster's VM
-//! rows, so a missed event or a VM deleted behind our back is still noticed. Rows are
-//! written only when something changed (`app::provisioning::record_observation`).
+//! Status back from the clusters (docs/architecture.md#vms): one watcher per reachable target
+//! cluster on the VirtualMachines and VirtualMachineInstances we manage (by label). kube-runtime's
+//! watcher relists after a `410 Gone`, and every completed (re)list sweeps all of the cluster's VM
+//! rows, so a missed event or a VM deleted behind our back is still noticed. Rows are written only
+//! when something changed (`app::provisioning::record_observation`).
 
 use super::{ClusterClients, TargetCluster, kubevirt};
 use crate::app::provisioning::record_observation;

@@ -5,11 +5,11 @@
 use super::requests::report_ticket;
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{Context, RESYNC, ReconcileError, verified_caller};
-use crate::api::approval::{DecisionName, TargetKind};
-use crate::api::phase::ApprovalPhase;
-use crate::api::{Approval, VmOperation, VmRequest};
 use crate::app::AppError;
 use crate::app::approvals::{approve, reject};
+use crate::crd::approval::{DecisionName, TargetKind};
+use crate::crd::phase::ApprovalPhase;
+use crate::crd::{Approval, VmOperation, VmRequest};
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};

@@ -4,10 +4,10 @@
 
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
-use crate::api::conditions::Condition;
-use crate::api::phase::CatalogPhase;
-use crate::api::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::app::{AppError, catalog};
+use crate::crd::conditions::Condition;
+use crate::crd::phase::CatalogPhase;
+use crate::crd::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::db::catalog::ClusterAccess;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};

@@ -1,13 +1,15 @@
-//! Reconcilers for the management cluster's objects (DESIGN §2, §3): they never trust that
-//! the webhook ran (identity stamps are verified, permissions re-checked), write PostgreSQL
-//! through the use cases, and report in status conditions and Kubernetes Events. They run
-//! only while this replica holds the Lease (`lease`).
+//! Reconcilers for the management cluster's objects (docs/reference.md#kinds,
+//! docs/architecture.md#identity-and-permissions): they never trust that the webhook ran (identity
+//! stamps are verified, permissions re-checked), write PostgreSQL through the use cases, and report
+//! in status conditions and Kubernetes Events. They run only while this replica holds the Lease
+//! (`lease`).
 
 pub mod approvals;
 pub mod catalog;
 pub mod lease;
 pub mod operations;
 pub mod requests;
+mod stamped;
 pub mod status;
 pub mod systems;
 pub mod tickets;
@@ -43,7 +45,7 @@ pub struct Context {
     pub identity_key: Arc<[u8]>,
     pub recorder: Recorder,
     /// Inserts River jobs inside the use cases' transactions.
-    pub river: riverqueue::Client,
+    pub river: Arc<riverqueue::Client>,
     /// Clients of the target clusters (credentials checks, status watchers).
     pub clusters: Arc<ClusterClients>,
     failures: Mutex<HashMap<String, u32>>,
@@ -55,6 +57,7 @@ impl Context {
         pool: PgPool,
         identity_key: Arc<[u8]>,
         instance: &str,
+        river: Arc<riverqueue::Client>,
         clusters: Arc<ClusterClients>,
     ) -> Self {
         let reporter = Reporter {
@@ -62,8 +65,7 @@ impl Context {
             instance: Some(instance.into()),
         };
         Self {
-            river: crate::jobs::inserter(&pool)
-                .expect("an insert-only River client needs no configuration"),
+            river,
             recorder: Recorder::new(client.clone(), reporter),
             client,
             pool,
@@ -220,15 +222,15 @@ async fn check_listable(client: &Client) {
         )*};
     }
     check!(
-        crate::api::System,
-        crate::api::Service,
-        crate::api::VmRequest,
-        crate::api::VmOperation,
-        crate::api::Approval,
-        crate::api::VmNamespace,
-        crate::api::Cluster,
-        crate::api::InstanceSize,
-        crate::api::VmTemplate
+        crate::crd::System,
+        crate::crd::Service,
+        crate::crd::VmRequest,
+        crate::crd::VmOperation,
+        crate::crd::Approval,
+        crate::crd::VmNamespace,
+        crate::crd::Cluster,
+        crate::crd::InstanceSize,
+        crate::crd::VmTemplate
     );
 }
 
@@ -268,11 +270,11 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         };
     }
     let requests = Controller::new(
-        Api::<crate::api::VmRequest>::all(client.clone()),
+        Api::<crate::crd::VmRequest>::all(client.clone()),
         cfg.clone(),
     );
     let operations = Controller::new(
-        Api::<crate::api::VmOperation>::all(client.clone()),
+        Api::<crate::crd::VmOperation>::all(client.clone()),
         cfg.clone(),
     );
     let (request_changes, requests_changed) = futures::channel::mpsc::unbounded();
@@ -290,15 +292,15 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     tokio::join!(
         notifications,
         crate::clusters::watch::run(ctx.pool.clone(), ctx.clusters.clone(), stop.clone()),
-        controller!(crate::api::System, systems::reconcile_system),
-        controller!(crate::api::Service, systems::reconcile_service),
+        controller!(crate::crd::System, systems::reconcile_system),
+        controller!(crate::crd::Service, systems::reconcile_service),
         run_controller!(requests, requests::reconcile),
         run_controller!(operations, operations::reconcile),
-        controller!(crate::api::Approval, approvals::reconcile),
-        controller!(crate::api::VmNamespace, catalog::reconcile_namespace),
-        controller!(crate::api::Cluster, catalog::reconcile_cluster),
-        controller!(crate::api::InstanceSize, catalog::reconcile_instance_size),
-        controller!(crate::api::VmTemplate, catalog::reconcile_template),
+        controller!(crate::crd::Approval, approvals::reconcile),
+        controller!(crate::crd::VmNamespace, catalog::reconcile_namespace),
+        controller!(crate::crd::Cluster, catalog::reconcile_cluster),
+        controller!(crate::crd::InstanceSize, catalog::reconcile_instance_size),
+        controller!(crate::crd::VmTemplate, catalog::reconcile_template),
     );
 }
 

@@ -3,14 +3,14 @@
 //! pending operation is deleted.
 
 use super::requests::{report_ticket, resync_after};
-use super::status::{denial_reason, denied_for_generation, deny, publish};
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, verified_caller};
-use crate::api::VmOperation;
+use super::stamped::{uid_of, verified_requester, with_finalizer};
+use super::status::{denial_reason, deny, publish};
+use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::operations::{VmOperationInput, submit_vm_operation};
 use crate::app::requests::cancel_for_deleted_object;
+use crate::crd::VmOperation;
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
 
@@ -19,25 +19,22 @@ pub async fn reconcile(obj: Arc<VmOperation>, ctx: Arc<Context>) -> Result<Actio
         .namespace()
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
     let api: Api<VmOperation> = Api::namespaced(ctx.client.clone(), &ns);
-    let action = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Event::Apply(op) => apply(&api, op, &ctx).await,
-            Event::Cleanup(op) => cleanup(op, &ctx).await,
-        }
-    })
-    .await?;
-    Ok(action)
+    with_finalizer(
+        &api,
+        obj,
+        |op| apply(&api, op, &ctx),
+        |op| cleanup(op, &ctx),
+    )
+    .await
 }
 
 pub fn input(op: &VmOperation) -> Result<VmOperationInput, ReconcileError> {
     Ok(VmOperationInput {
-        uid: op
-            .uid()
-            .ok_or(ReconcileError::MissingField("metadata.uid"))?,
+        uid: uid_of(op)?,
         object_namespace: op.namespace().unwrap_or_default(),
         object_name: op.name_any(),
         vm: op.spec.vm.clone(),
-        operation: op.spec.operation.into(),
+        operation: op.spec.operation,
         reason: op.spec.reason.clone(),
         snapshot: op.spec.snapshot.clone(),
         clone_name: op.spec.clone_name.clone(),
@@ -49,26 +46,9 @@ async fn apply(
     op: Arc<VmOperation>,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    let current = op
-        .status
-        .as_ref()
-        .map(|s| serde_json::to_value(s).unwrap_or_default());
-    if denied_for_generation(current.as_ref(), op.metadata.generation) {
+    let Some((caller, _)) = verified_requester(ctx, api, op.as_ref(), op.status.as_ref()).await?
+    else {
         return Ok(Action::await_change());
-    }
-    let caller = match verified_caller(&ctx.identity_key, op.as_ref()) {
-        Ok(caller) => caller,
-        Err(err) => {
-            deny(
-                ctx,
-                api,
-                op.as_ref(),
-                "UnverifiedIdentity",
-                &err.to_string(),
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
     };
     let submission = match submit_vm_operation(&ctx.pool, &ctx.river, &caller, &input(&op)?).await {
         Ok(s) => s,
@@ -92,9 +72,7 @@ async fn apply(
 }
 
 async fn cleanup(op: Arc<VmOperation>, ctx: &Context) -> Result<Action, ReconcileError> {
-    let uid = op
-        .uid()
-        .ok_or(ReconcileError::MissingField("metadata.uid"))?;
+    let uid = uid_of(op.as_ref())?;
     if cancel_for_deleted_object(&ctx.pool, CONTROLLER_ACTOR, &uid, "VmOperation").await?
         == Some(TicketStatus::Cancelled)
     {

@@ -1,21 +1,20 @@
 //! The VmRequest reconciler: verify who asked, record the ticket (once per object uid),
 //! report it in status, cancel it when a pending request is deleted.
 
+use super::stamped::{uid_of, verified_requester, with_finalizer};
 use super::status::{
-    condition, denial_reason, denied_for_generation, deny, patch_status, publish, publish_related,
-    wait_for_reference,
+    condition, denial_reason, deny, patch_status, publish, publish_related, wait_for_reference,
 };
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, RESYNC, ReconcileError, verified_caller};
-use crate::api::VmRequest;
-use crate::api::phase::RequestPhase;
-use crate::api::vm_request::VmRef;
+use super::{CONTROLLER_ACTOR, Context, RESYNC, ReconcileError};
 use crate::app::AppError;
 use crate::app::requests::{
     VmRequestInput, cancel_for_deleted_object, submit_vm_request, ticket_view,
 };
+use crate::crd::VmRequest;
+use crate::crd::phase::RequestPhase;
+use crate::crd::vm_request::VmRef;
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,21 +26,18 @@ pub async fn reconcile(obj: Arc<VmRequest>, ctx: Arc<Context>) -> Result<Action,
         .namespace()
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
     let api: Api<VmRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let action = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Event::Apply(req) => apply(&api, req, &ctx).await,
-            Event::Cleanup(req) => cleanup(req, &ctx).await,
-        }
-    })
-    .await?;
-    Ok(action)
+    with_finalizer(
+        &api,
+        obj,
+        |req| apply(&api, req, &ctx),
+        |req| cleanup(req, &ctx),
+    )
+    .await
 }
 
 fn input(req: &VmRequest) -> Result<VmRequestInput, ReconcileError> {
     Ok(VmRequestInput {
-        uid: req
-            .uid()
-            .ok_or(ReconcileError::MissingField("metadata.uid"))?,
+        uid: uid_of(req)?,
         object_namespace: req.namespace().unwrap_or_default(),
         object_name: req.name_any(),
         system: req.spec.system.clone(),
@@ -92,29 +88,11 @@ async fn apply(
     req: Arc<VmRequest>,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
-    let generation = req.metadata.generation;
-    let current = req
-        .status
-        .as_ref()
-        .map(|s| serde_json::to_value(s).unwrap_or_default());
-    if denied_for_generation(current.as_ref(), generation) {
+    let Some((caller, _)) = verified_requester(ctx, api, req.as_ref(), req.status.as_ref()).await?
+    else {
         return Ok(Action::await_change());
-    }
-    let caller = match verified_caller(&ctx.identity_key, req.as_ref()) {
-        Ok(caller) => caller,
-        Err(err) => {
-            deny(
-                ctx,
-                api,
-                req.as_ref(),
-                "UnverifiedIdentity",
-                &err.to_string(),
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
     };
-    let submission = match submit_vm_request(&ctx.pool, &caller, &input(&req)?).await {
+    let submission = match submit_vm_request(&ctx.pool, &ctx.river, &caller, &input(&req)?).await {
         Ok(s) => s,
         Err(err @ AppError::NotFound { .. }) => {
             return wait_for_reference(api, req.as_ref(), &err.to_string()).await;
@@ -139,9 +117,7 @@ async fn apply(
 }
 
 async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {
-    let uid = req
-        .uid()
-        .ok_or(ReconcileError::MissingField("metadata.uid"))?;
+    let uid = uid_of(req.as_ref())?;
     if cancel_for_deleted_object(&ctx.pool, CONTROLLER_ACTOR, &uid, "VmRequest").await?
         == Some(TicketStatus::Cancelled)
     {

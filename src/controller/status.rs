@@ -2,9 +2,10 @@
 //! humans, an Event on every transition.
 
 use super::{Context, ReconcileError};
-use crate::api::conditions::{Condition, ConditionStatus};
-use crate::api::phase::RequestPhase;
-use crate::app::AppError;
+use crate::app::{AppError, ErrorKind};
+use crate::crd::conditions::{Condition, ConditionStatus};
+use crate::crd::phase::RequestPhase;
+use crate::domain::TicketStatus;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
@@ -134,12 +135,12 @@ pub async fn publish_related<K: Resource<DynamicType = ()>>(
 
 /// The reason a use-case refusal shows in status; None for errors worth retrying.
 pub fn denial_reason(err: &AppError) -> Option<&'static str> {
-    match err {
-        AppError::Invalid { .. } => Some("InvalidSpec"),
-        AppError::Forbidden(_) => Some("Forbidden"),
-        AppError::NotFound { .. } => Some("NotFound"),
-        AppError::Conflict(_) => Some("Conflict"),
-        _ => None,
+    match err.kind() {
+        ErrorKind::Invalid => Some("InvalidSpec"),
+        ErrorKind::Forbidden => Some("Forbidden"),
+        ErrorKind::NotFound => Some("NotFound"),
+        ErrorKind::Conflict => Some("Conflict"),
+        ErrorKind::Unavailable | ErrorKind::Internal => None,
     }
 }
 
@@ -204,6 +205,22 @@ where
     ))
 }
 
+/// A request shows its ticket's state under the same spelling.
+impl From<TicketStatus> for RequestPhase {
+    fn from(status: TicketStatus) -> Self {
+        match status {
+            TicketStatus::PendingApproval => RequestPhase::PendingApproval,
+            TicketStatus::Approved => RequestPhase::Approved,
+            TicketStatus::Rejected => RequestPhase::Rejected,
+            TicketStatus::Cancelled => RequestPhase::Cancelled,
+            TicketStatus::Executing => RequestPhase::Executing,
+            TicketStatus::Succeeded => RequestPhase::Succeeded,
+            TicketStatus::PartiallySucceeded => RequestPhase::PartiallySucceeded,
+            TicketStatus::Failed => RequestPhase::Failed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +266,13 @@ mod tests {
         ));
         assert!(differs(&current, &json!({"phase": "Error"})));
         assert!(differs(&Value::Null, &json!({"phase": "Ready"})));
+    }
+
+    #[test]
+    fn every_ticket_status_is_a_request_phase_with_the_same_spelling() {
+        for status in TicketStatus::ALL {
+            let phase = serde_json::to_value(RequestPhase::from(status)).unwrap();
+            assert_eq!(phase, status.as_str());
+        }
     }
 }

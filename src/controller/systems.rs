@@ -1,22 +1,17 @@
 //! System and Service reconcilers: mirror into PostgreSQL (creator becomes owner), and hold
 //! deletion with a finalizer until the database agrees (no live children).
 
-use super::status::{
-    condition, denial_reason, denied_for_generation, deny, patch_status, publish,
-    wait_for_reference,
-};
-use super::{CONTROLLER_ACTOR, Context, FINALIZER, ReconcileError, verified_caller};
-use crate::api::phase::RegistrationPhase;
-use crate::api::{Service, System};
+use super::stamped::{Reconciled, uid_of, verified_requester, with_finalizer};
+use super::status::{condition, denial_reason, deny, patch_status, publish, wait_for_reference};
+use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::AppError;
 use crate::app::systems::{
     register_service, register_system, remove_service, remove_system, split_service_name,
 };
+use crate::crd::phase::RegistrationPhase;
+use crate::crd::{Service, System};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event, finalizer};
-use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -25,71 +20,43 @@ pub async fn reconcile_system(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let api: Api<System> = Api::all(ctx.client.clone());
-    let action = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Event::Apply(system) => {
-                let status = system
-                    .status
-                    .as_ref()
-                    .map(|s| serde_json::to_value(s).unwrap_or_default());
-                if denied_for_generation(status.as_ref(), system.metadata.generation) {
-                    return Ok(Action::await_change());
-                }
-                let caller = match verified_caller(&ctx.identity_key, system.as_ref()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return denied(
-                            &ctx,
-                            &api,
-                            system.as_ref(),
-                            "UnverifiedIdentity",
-                            &e.to_string(),
-                        )
-                        .await;
-                    }
-                };
-                let uid = system
-                    .uid()
-                    .ok_or(ReconcileError::MissingField("metadata.uid"))?;
-                match register_system(
-                    &ctx.pool,
-                    &caller,
-                    &system.name_any(),
-                    &system.spec.description,
-                    &uid,
-                )
-                .await
-                {
-                    Ok(r) => {
-                        registered(
-                            json!({"owner": caller.username}),
-                            &ctx,
-                            &api,
-                            system.as_ref(),
-                            r.created,
-                            &format!("owned by {}", caller.username),
-                        )
-                        .await
-                    }
-                    Err(e) => refused(&ctx, &api, system.as_ref(), e).await,
-                }
-            }
-            Event::Cleanup(system) => {
-                let uid = system
-                    .uid()
-                    .ok_or(ReconcileError::MissingField("metadata.uid"))?;
-                removed(
-                    &ctx,
-                    &api,
-                    system.as_ref(),
-                    remove_system(&ctx.pool, CONTROLLER_ACTOR, &uid).await,
-                )
-                .await
-            }
+    with_finalizer(
+        &api,
+        obj,
+        |system| apply_system(&api, system, &ctx),
+        |system| cleanup_system(&api, system, &ctx),
+    )
+    .await
+}
+
+async fn cleanup_system(
+    api: &Api<System>,
+    system: Arc<System>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let uid = uid_of(system.as_ref())?;
+    let removal = remove_system(&ctx.pool, CONTROLLER_ACTOR, &uid).await;
+    removed(ctx, api, system.as_ref(), removal).await
+}
+
+async fn apply_system(
+    api: &Api<System>,
+    system: Arc<System>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let obj = system.as_ref();
+    let Some((caller, uid)) = verified_requester(ctx, api, obj, obj.status.as_ref()).await? else {
+        return Ok(Action::await_change());
+    };
+    let name = obj.name_any();
+    match register_system(&ctx.pool, &caller, &name, &obj.spec.description, &uid).await {
+        Ok(r) => {
+            let note = format!("owned by {}", caller.username);
+            let owner = json!({"owner": caller.username});
+            registered(owner, ctx, api, obj, r.created, &note).await
         }
-    })
-    .await?;
-    Ok(action)
+        Err(e) => refused(ctx, api, obj, e).await,
+    }
 }
 
 pub async fn reconcile_service(
@@ -97,91 +64,60 @@ pub async fn reconcile_service(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let api: Api<Service> = Api::all(ctx.client.clone());
-    let action = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Event::Apply(service) => {
-                let status = service
-                    .status
-                    .as_ref()
-                    .map(|s| serde_json::to_value(s).unwrap_or_default());
-                if denied_for_generation(status.as_ref(), service.metadata.generation) {
-                    return Ok(Action::await_change());
-                }
-                let caller = match verified_caller(&ctx.identity_key, service.as_ref()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return denied(
-                            &ctx,
-                            &api,
-                            service.as_ref(),
-                            "UnverifiedIdentity",
-                            &e.to_string(),
-                        )
-                        .await;
-                    }
-                };
-                let uid = service
-                    .uid()
-                    .ok_or(ReconcileError::MissingField("metadata.uid"))?;
-                let object_name = service.name_any();
-                let registered_service = match split_service_name(&object_name) {
-                    Ok((system, name)) if system == service.spec.system => {
-                        register_service(
-                            &ctx.pool,
-                            &caller,
-                            system,
-                            name,
-                            &service.spec.description,
-                            &uid,
-                        )
-                        .await
-                    }
-                    Ok(_) => Err(AppError::Invalid {
-                        field: "metadata.name".into(),
-                        rule: "must start with spec.system followed by '.'".into(),
-                    }),
-                    Err(e) => Err(e),
-                };
-                match registered_service {
-                    Ok(r) => {
-                        registered(
-                            json!({}),
-                            &ctx,
-                            &api,
-                            service.as_ref(),
-                            r.created,
-                            &format!("in system {}", service.spec.system),
-                        )
-                        .await
-                    }
-                    Err(e) => refused(&ctx, &api, service.as_ref(), e).await,
-                }
-            }
-            Event::Cleanup(service) => {
-                let uid = service
-                    .uid()
-                    .ok_or(ReconcileError::MissingField("metadata.uid"))?;
-                removed(
-                    &ctx,
-                    &api,
-                    service.as_ref(),
-                    remove_service(&ctx.pool, CONTROLLER_ACTOR, &uid).await,
-                )
-                .await
-            }
-        }
-    })
-    .await?;
-    Ok(action)
+    with_finalizer(
+        &api,
+        obj,
+        |service| apply_service(&api, service, &ctx),
+        |service| cleanup_service(&api, service, &ctx),
+    )
+    .await
 }
 
-trait Reconciled:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug
-{
+async fn cleanup_service(
+    api: &Api<Service>,
+    service: Arc<Service>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let uid = uid_of(service.as_ref())?;
+    let removal = remove_service(&ctx.pool, CONTROLLER_ACTOR, &uid).await;
+    removed(ctx, api, service.as_ref(), removal).await
 }
-impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug>
-    Reconciled for K
-{
+
+async fn apply_service(
+    api: &Api<Service>,
+    service: Arc<Service>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let obj = service.as_ref();
+    let Some((caller, uid)) = verified_requester(ctx, api, obj, obj.status.as_ref()).await? else {
+        return Ok(Action::await_change());
+    };
+    let object_name = obj.name_any();
+    let registration = match split_service_name(&object_name) {
+        Ok((system, name)) if system == obj.spec.system => {
+            register_service(
+                &ctx.pool,
+                &caller,
+                system,
+                name,
+                &obj.spec.description,
+                &uid,
+            )
+            .await
+        }
+        Ok(_) => Err(AppError::Invalid {
+            field: "metadata.name".into(),
+            rule: "must start with spec.system followed by '.'".into(),
+        }),
+        Err(e) => Err(e),
+    };
+    match registration {
+        Ok(r) => {
+            let note = format!("in system {}", obj.spec.system);
+            registered(json!({}), ctx, api, obj, r.created, &note).await
+        }
+        Err(e) => refused(ctx, api, obj, e).await,
+    }
 }
 
 async fn denied<K: Reconciled>(

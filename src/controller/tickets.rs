@@ -4,7 +4,7 @@
 //! controller to reconcile it. A lost notification (e.g. while reconnecting) is caught by the
 //! controllers' periodic resync.
 
-use crate::api::{VmOperation, VmRequest};
+use crate::crd::{VmOperation, VmRequest};
 use crate::db;
 use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt;

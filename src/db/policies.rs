@@ -1,4 +1,5 @@
-//! Approval policies: which operations need approval in which environment (DESIGN §4).
+//! Approval policies: which operations need approval in which environment
+//! (docs/architecture.md#tickets-and-approval).
 
 use sqlx::PgConnection;
 

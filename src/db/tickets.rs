@@ -1,4 +1,5 @@
-//! Tickets: a request for an operation and its decision (DESIGN §4).
+//! Tickets: a request for an operation and its decision
+//! (docs/architecture.md#tickets-and-approval).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

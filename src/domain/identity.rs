@@ -1,10 +1,11 @@
-//! The signed identity stamp (DESIGN §3): who created an object, as Kubernetes
-//! authentication reported it to the admission webhook, bound to that object by an
-//! HMAC-SHA256 keyed with a Secret only Shepherd reads.
+//! The signed identity stamp (docs/architecture.md#identity-and-permissions): who created an
+//! object, as Kubernetes authentication reported it to the admission webhook, bound to that object
+//! by an HMAC-SHA256 keyed with a Secret only Shepherd reads.
 //!
-//! The webhook [`stamp`]s the four annotations of [`crate::api::identity`] on create; the
-//! controller [`verify`]s them and refuses objects whose stamp is missing or forged, so an
-//! object that bypassed the webhook fails closed. The signature covers the object's kind,
+//! The webhook [`stamp`]s the four annotations of
+//! [`shepherd_types::vocabulary::identity_annotations`] on create; the controller
+//! [`verify`]s them and refuses objects whose stamp is missing or forged, so an object that
+//! bypassed the webhook fails closed. The signature covers the object's kind,
 //! namespace and name as well as the identity, so a stamp copied onto another object is
 //! detected.
 
@@ -15,7 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::api::identity as annotation;
+use shepherd_types::vocabulary::identity_annotations as annotation;
 
 type HmacSha256 = Hmac<Sha256>;
 

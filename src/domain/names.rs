@@ -6,14 +6,9 @@
 
 use std::fmt;
 
-/// Longest accepted name.
-pub const NAME_MAX_LEN: usize = 15;
+pub use shepherd_types::vocabulary::{NAME_MAX_LEN, RESERVED_NAMES, RESERVED_PREFIXES};
 /// Names longer than this are accepted with a warning.
 pub const NAME_WARN_LEN: usize = 12;
-/// Names nobody may take: they read as platform-owned.
-pub const RESERVED_NAMES: &[&str] = &["default", "system", "admin", "root", "internal"];
-/// Prefixes nobody may use: Kubernetes' own and the platform's.
-pub const RESERVED_PREFIXES: &[&str] = &["kube-", "kubevirt-shepherd-"];
 
 /// What a name names; only used to word messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,4 +1,5 @@
-//! Who may do what (DESIGN §3 and §6).
+//! Who may do what (docs/architecture.md#identity-and-permissions,
+//! docs/architecture.md#environment-isolation).
 //!
 //! Two layers decide: role bindings (a role's permissions, a scope, and the environments
 //! the binding counts for) and resource roles on a System (owner/admin/member/viewer,

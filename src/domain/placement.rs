@@ -1,5 +1,5 @@
-//! Placement (DESIGN §5): the approver's cluster or the best eligible one. Eligible means the
-//! namespace's environment, enabled, not unhealthy, room left, and the devices the size
+//! Placement (docs/architecture.md#vms): the approver's cluster or the best eligible one. Eligible
+//! means the namespace's environment, enabled, not unhealthy, room left, and the devices the size
 //! needs. Best means highest scheduling weight, then fewest VMs, then name (deterministic).
 
 use super::Environment;

@@ -1,5 +1,6 @@
-//! Which operations need approval (DESIGN §4). The policy is data in PostgreSQL; this
-//! module holds the seeded defaults and the decision over whatever rules are stored.
+//! Which operations need approval (docs/architecture.md#tickets-and-approval). The policy is data
+//! in PostgreSQL; this module holds the seeded defaults and the decision over whatever rules are
+//! stored.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +61,7 @@ mod tests {
     use Environment::{Prod, Test};
     use Operation::*;
 
-    /// (operation, test, prod), written out from DESIGN §4.
+    /// (operation, test, prod), written out from docs/architecture.md#tickets-and-approval.
     const EXPECTED: [(Operation, bool, bool); 9] = [
         (Create, true, true),
         (Delete, true, true),

@@ -1,5 +1,5 @@
 //! Redaction of secrets from JSON before it reaches audit rows, logs or responses
-//! (DESIGN §8).
+//! (docs/architecture.md#audit).
 //!
 //! Matching is deliberately broad: a key is secret when its lowercase form, with `_`,
 //! `-`, `.` and spaces removed, contains any marker, so `api_key`, `api-key`, `apiKey`

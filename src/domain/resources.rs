@@ -1,5 +1,5 @@
 //! Final resources of an approved VM: the instance size's shape, its overcommit, and the
-//! approver's overrides (DESIGN §5).
+//! approver's overrides (docs/architecture.md#vms).
 
 use super::Environment;
 use serde::{Deserialize, Serialize};

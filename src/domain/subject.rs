@@ -1,5 +1,6 @@
-//! Who acts: Kubernetes users, groups and service accounts (DESIGN §3). Identities come from
-//! Kubernetes authentication; this type only names them.
+//! Who acts: Kubernetes users, groups and service accounts
+//! (docs/architecture.md#identity-and-permissions). Identities come from Kubernetes authentication;
+//! this type only names them.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,8 +1,11 @@
-//! Ticket states and their transitions (DESIGN §4), and the operations a ticket is for.
+//! Ticket states and their transitions (docs/architecture.md#tickets-and-approval), and the
+//! operations a ticket is for (the `Operation` enum itself is shared vocabulary, in
+//! `shepherd_types::vocabulary`).
 
 use serde::{Deserialize, Serialize};
 
 use super::parse::impl_str_enum;
+pub use shepherd_types::vocabulary::Operation;
 
 /// State of an approval ticket. The variant names are the stored and displayed form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,51 +146,6 @@ pub fn check_transition(from: TicketStatus, to: TicketStatus) -> Result<(), Ille
     }
 }
 
-/// What a ticket asks for: creating VMs or a day-2 action on one VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    Create,
-    Delete,
-    Start,
-    Stop,
-    Restart,
-    Migrate,
-    Snapshot,
-    Restore,
-    Clone,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 9] = [
-        Operation::Create,
-        Operation::Delete,
-        Operation::Start,
-        Operation::Stop,
-        Operation::Restart,
-        Operation::Migrate,
-        Operation::Snapshot,
-        Operation::Restore,
-        Operation::Clone,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Delete => "delete",
-            Operation::Start => "start",
-            Operation::Stop => "stop",
-            Operation::Restart => "restart",
-            Operation::Migrate => "migrate",
-            Operation::Snapshot => "snapshot",
-            Operation::Restore => "restore",
-            Operation::Clone => "clone",
-        }
-    }
-}
-
-impl_str_enum!(Operation, "operation");
-
 #[cfg(test)]
 mod tests {
     use super::TicketStatus::*;
@@ -311,26 +269,5 @@ mod tests {
                 "{err}"
             );
         }
-    }
-
-    #[test]
-    fn operation_string_forms_round_trip() {
-        let names = [
-            "create", "delete", "start", "stop", "restart", "migrate", "snapshot", "restore",
-            "clone",
-        ];
-        assert_eq!(Operation::ALL.len(), names.len());
-        for (op, name) in Operation::ALL.into_iter().zip(names) {
-            assert_eq!(op.as_str(), name);
-            assert_eq!(op.to_string(), name);
-            assert_eq!(name.parse::<Operation>(), Ok(op));
-            assert_eq!(serde_json::to_value(op).unwrap(), serde_json::json!(name));
-        }
-        let err = "Create".parse::<Operation>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown operation \"Create\": expected one of create, delete, start, stop, \
-             restart, migrate, snapshot, restore, clone"
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! VM names: `{namespace}-{system}-{service}-{NN}` (DESIGN §5).
+//! VM names: `{namespace}-{system}-{service}-{NN}` (docs/architecture.md#vms).
 //!
 //! The parts are validated where they are created (see `names`); this is the last-line
 //! check that the assembled name is something Kubernetes accepts as an object name.

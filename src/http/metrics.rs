@@ -1,4 +1,5 @@
-//! Prometheus metrics, served at `/metrics` on the health address (DESIGN §9).
+//! Prometheus metrics, served at `/metrics` on the health address
+//! (docs/architecture.md#processes-and-interfaces).
 //!
 //! Code records through the `metrics` facade (`counter!`, `histogram!`, `gauge!`) under the
 //! names below; [`install`] puts a global `metrics-exporter-prometheus` recorder in place

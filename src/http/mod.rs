@@ -1,8 +1,9 @@
-//! HTTP surfaces of `shepherd run` (DESIGN §9). Each module builds an axum `Router`; the
-//! binary decides which to mount and where.
+//! HTTP surfaces of `shepherd run` (docs/architecture.md#processes-and-interfaces). Each module
+//! builds an axum `Router`; the binary decides which to mount and where.
 
 pub mod api;
 pub mod metrics;
+pub mod tls;
 pub mod webhook;
 
 use axum::Router;

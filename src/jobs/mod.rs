@@ -1,7 +1,6 @@
-//! Durable work through River (DESIGN §7). Jobs are inserted in the same transaction as the
-//! domain write that needs them and carry ids only; workers load the rest.
+//! Durable work through River (docs/architecture.md#jobs). Jobs are inserted in the same
+//! transaction as the domain write that needs them and carry ids only; workers load the rest.
 
-pub mod args;
 pub mod provision;
 
 use crate::clusters::ClusterClients;

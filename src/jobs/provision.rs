@@ -4,9 +4,9 @@
 //! fixed field manager, and the job completes in the transaction that records the apply.
 //! No Kubernetes call happens while a transaction is open.
 
-use super::args::ProvisionVm;
 use super::backoff;
 use crate::app::AppError;
+use crate::app::job_args::ProvisionVm;
 use crate::app::provisioning::{self, Begin, NAME_CONFLICT};
 use crate::clusters::{CallError, ClusterClients, CredentialsError, TargetCluster, kubevirt};
 use crate::db;
@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// How long one attempt may take: target clusters can be slow (DESIGN §7: at least 5 min).
+/// How long one attempt may take: target clusters can be slow (docs/architecture.md#jobs: at least
+/// 5 min).
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// How soon a job whose cluster has no usable credentials looks again (without using up
 /// an attempt: it waits for an operator to fix the Secret).

@@ -3,7 +3,6 @@
 use super::auth::Authenticated;
 use super::error::{ApiError, ApiQuery};
 use super::{ApiState, Paging};
-use crate::api::rest::{AuditPage, AuditRecord, ErrorBody};
 use crate::app::listings;
 use crate::db::audit::{AuditFilter, AuditRow};
 use crate::domain::Environment;
@@ -14,6 +13,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use shepherd_types::api::paths;
+use shepherd_types::api::{AuditPage, AuditRecord, ErrorBody};
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -79,7 +80,7 @@ fn record(r: AuditRow) -> AuditRecord {
 }
 
 /// Audit rows in order, for environments the caller may read (audit:read).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = paths::AUDIT, tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = "4XX", body = ErrorBody)))]
 pub async fn query(
     State(state): State<ApiState>,
@@ -105,7 +106,7 @@ pub async fn query(
 const EXPORT_BATCH: usize = 500;
 
 /// Every matching audit row as one JSON object per line, streamed.
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = paths::AUDIT_EXPORT, tag = "audit", params(AuditQuery),
     responses((status = 200, content_type = "application/x-ndjson", body = AuditRecord,
                description = "one AuditRecord per line"),
               (status = "4XX", body = ErrorBody)))]

@@ -1,6 +1,7 @@
-//! Who calls the REST API: the bearer token is checked with a `TokenReview` against the
-//! management cluster (DESIGN §3) and the answer cached briefly, keyed by the token's
-//! SHA-256 so no token is kept in memory. Each authenticated user then passes a rate limit.
+//! Who calls the REST API: the bearer token is checked with a `TokenReview` against the management
+//! cluster (docs/architecture.md#identity-and-permissions) and the answer cached briefly, keyed by
+//! the token's SHA-256 so no token is kept in memory. Each authenticated user then passes a rate
+//! limit.
 
 use super::ApiState;
 use super::error::ApiError;

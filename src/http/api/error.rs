@@ -1,8 +1,7 @@
 //! The REST API's error answer `{code, message, details}` and extractors whose rejections
 //! use it, so a malformed body, query or path gets the same shape as every other error.
 
-use crate::api::rest::ErrorBody;
-use crate::app::AppError;
+use crate::app::{AppError, ErrorKind};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -11,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, extract};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use shepherd_types::api::ErrorBody;
 use std::time::Duration;
 
 /// An error answer with its HTTP status.
@@ -84,25 +84,20 @@ pub fn code_for(status: StatusCode) -> &'static str {
 
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
-        match &err {
-            AppError::NotFound { what, id } => Self::new(
+        match (err.kind(), &err) {
+            (_, AppError::NotFound { what, id }) => Self::new(
                 StatusCode::NOT_FOUND,
                 err.to_string(),
                 json!({"kind": what, "name": id}),
             ),
-            AppError::Conflict(message) => {
-                Self::new(StatusCode::CONFLICT, message.clone(), Value::Null)
+            (_, AppError::Invalid { field, rule }) => Self::invalid(field, rule.clone()),
+            (ErrorKind::Conflict, _) => {
+                Self::new(StatusCode::CONFLICT, message_of(&err), Value::Null)
             }
-            AppError::Invalid { field, rule } => Self::invalid(field, rule.clone()),
-            AppError::Forbidden(message) => {
-                Self::new(StatusCode::FORBIDDEN, message.clone(), Value::Null)
+            (ErrorKind::Forbidden, _) => {
+                Self::new(StatusCode::FORBIDDEN, message_of(&err), Value::Null)
             }
-            AppError::Database(
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_),
-            ) => {
+            (ErrorKind::Unavailable, _) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::unavailable("the database is unavailable; retry later")
             }
@@ -116,6 +111,14 @@ impl From<AppError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// The caller-facing message of a conflict or refusal: the text without its prefix.
+fn message_of(err: &AppError) -> String {
+    match err {
+        AppError::Conflict(message) | AppError::Forbidden(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -3,10 +3,6 @@
 use super::auth::Authenticated;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::{ApiState, Paging};
-use crate::api::rest::{
-    EffectiveBinding, ErrorBody, ServiceItem, ServicePage, SystemItem, SystemPage, SystemRole, Vm,
-    VmPage, Whoami,
-};
 use crate::app::access::Viewer;
 use crate::app::listings;
 use crate::db::vms::VmFilter;
@@ -15,11 +11,16 @@ use crate::domain::permissions::Scope;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use shepherd_types::api::paths;
+use shepherd_types::api::{
+    EffectiveBinding, ErrorBody, ServiceItem, ServicePage, SystemItem, SystemPage, SystemRole, Vm,
+    VmPage, Whoami,
+};
 use utoipa::IntoParams;
 
 /// The caller as the management cluster authenticated them, with their bindings and
 /// resource roles: their effective permissions.
-#[utoipa::path(get, path = "/api/v1/whoami", tag = "identity",
+#[utoipa::path(get, path = paths::WHOAMI, tag = "identity",
     responses((status = 200, body = Whoami), (status = "4XX", body = ErrorBody)))]
 pub async fn whoami(
     State(state): State<ApiState>,
@@ -72,7 +73,7 @@ pub struct PageQuery {
 }
 
 /// Systems the caller may see, by name.
-#[utoipa::path(get, path = "/api/v1/systems", tag = "inventory", params(PageQuery),
+#[utoipa::path(get, path = paths::SYSTEMS, tag = "inventory", params(PageQuery),
     responses((status = 200, body = SystemPage), (status = "4XX", body = ErrorBody)))]
 pub async fn systems(
     State(state): State<ApiState>,
@@ -116,7 +117,7 @@ fn service_page(
 }
 
 /// Services of every System the caller may see.
-#[utoipa::path(get, path = "/api/v1/services", tag = "inventory", params(PageQuery),
+#[utoipa::path(get, path = paths::SERVICES, tag = "inventory", params(PageQuery),
     responses((status = 200, body = ServicePage), (status = "4XX", body = ErrorBody)))]
 pub async fn services(
     State(state): State<ApiState>,
@@ -129,7 +130,7 @@ pub async fn services(
 }
 
 /// Services of one System (404 when the caller cannot see it).
-#[utoipa::path(get, path = "/api/v1/systems/{system}/services", tag = "inventory",
+#[utoipa::path(get, path = paths::SYSTEM_SERVICES, tag = "inventory",
     params(("system" = String, Path, description = "System name"), PageQuery),
     responses((status = 200, body = ServicePage), (status = "4XX", body = ErrorBody)))]
 pub async fn system_services(
@@ -166,7 +167,7 @@ pub struct VmQuery {
 }
 
 /// VMs the caller may see (vm:read for their System and environment), oldest first.
-#[utoipa::path(get, path = "/api/v1/vms", tag = "inventory", params(VmQuery),
+#[utoipa::path(get, path = paths::VMS, tag = "inventory", params(VmQuery),
     responses((status = 200, body = VmPage), (status = "4XX", body = ErrorBody)))]
 pub async fn vms(
     State(state): State<ApiState>,

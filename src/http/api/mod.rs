@@ -1,4 +1,4 @@
-//! The REST API `/api/v1` (DESIGN §9): tickets and decisions, inventory, audit and RBAC
+//! The REST API `/api/v1`: tickets and decisions, inventory, audit and RBAC
 //! administration, for the `kubectl shepherd` plugin and other tools. Callers authenticate
 //! with a Kubernetes bearer token (`TokenReview`); the same permission rules as everywhere
 //! else decide what they see and do. The OpenAPI 3.1 document is generated from the
@@ -16,18 +16,21 @@ use auth::{RateLimit, TokenReviewer, UserRateLimiter};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use error::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shepherd_types::api::paths;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Request bodies are small JSON documents.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -57,17 +60,19 @@ impl Default for ApiConfig {
 }
 
 impl ApiState {
+    /// `river` is the process's one insert-only River client (`jobs::inserter`).
     pub fn new(
         pool: PgPool,
+        river: Arc<riverqueue::Client>,
         client: kube::Client,
         config: ApiConfig,
-    ) -> Result<Self, crate::jobs::QueueSetupError> {
-        Ok(Self {
-            river: Arc::new(crate::jobs::inserter(&pool)?),
+    ) -> Self {
+        Self {
+            river,
             pool,
             tokens: Arc::new(TokenReviewer::new(client, config.token_cache_ttl)),
             limiter: Arc::new(UserRateLimiter::new(config.rate_limit)),
-        })
+        }
     }
 }
 
@@ -132,20 +137,36 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "KubeVirt Shepherd API", description = "Tickets, approvals, inventory, audit and RBAC of KubeVirt Shepherd."),
-    paths(
-        inventory::whoami, tickets::list, tickets::get, tickets::preview, tickets::approve,
-        tickets::reject, tickets::cancel, inventory::systems, inventory::system_services,
-        inventory::services, inventory::vms, audit::query, audit::export, rbac::roles,
-        rbac::bindings, rbac::create_binding, rbac::delete_binding,
-    ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
 
+/// Every endpoint, declared once: each handler's `#[utoipa::path]` (its method and its path
+/// from `shepherd_types::api::paths`) makes both its route and its OpenAPI operation.
+fn endpoints() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(inventory::whoami))
+        .routes(routes!(tickets::list))
+        .routes(routes!(tickets::get))
+        .routes(routes!(tickets::preview))
+        .routes(routes!(tickets::approve))
+        .routes(routes!(tickets::reject))
+        .routes(routes!(tickets::cancel))
+        .routes(routes!(inventory::systems))
+        .routes(routes!(inventory::system_services))
+        .routes(routes!(inventory::services))
+        .routes(routes!(inventory::vms))
+        .routes(routes!(audit::query))
+        .routes(routes!(audit::export))
+        .routes(routes!(rbac::roles))
+        .routes(routes!(rbac::bindings, rbac::create_binding))
+        .routes(routes!(rbac::delete_binding))
+}
+
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    endpoints().into_openapi()
 }
 
 /// The document as committed in `openapi/v1.json`.
@@ -159,31 +180,10 @@ pub fn openapi_json() -> String {
 /// up) that the response carries back and that every audit row written while serving it
 /// records (`details.requestId`); each is counted and timed under its route template.
 pub fn router(state: ApiState) -> Router {
-    let doc = Json(openapi());
-    let router = Router::new()
-        .route("/api/v1/openapi.json", get(move || async move { doc }))
-        .route("/api/v1/whoami", get(inventory::whoami))
-        .route("/api/v1/tickets", get(tickets::list))
-        .route("/api/v1/tickets/{id}", get(tickets::get))
-        .route("/api/v1/tickets/{id}/preview", post(tickets::preview))
-        .route("/api/v1/tickets/{id}/approve", post(tickets::approve))
-        .route("/api/v1/tickets/{id}/reject", post(tickets::reject))
-        .route("/api/v1/tickets/{id}/cancel", post(tickets::cancel))
-        .route("/api/v1/systems", get(inventory::systems))
-        .route(
-            "/api/v1/systems/{system}/services",
-            get(inventory::system_services),
-        )
-        .route("/api/v1/services", get(inventory::services))
-        .route("/api/v1/vms", get(inventory::vms))
-        .route("/api/v1/audit", get(audit::query))
-        .route("/api/v1/audit/export", get(audit::export))
-        .route("/api/v1/rbac/roles", get(rbac::roles))
-        .route(
-            "/api/v1/rbac/bindings",
-            get(rbac::bindings).post(rbac::create_binding),
-        )
-        .route("/api/v1/rbac/bindings/{id}", delete(rbac::delete_binding))
+    let (endpoints, doc) = endpoints().split_for_parts();
+    let doc = Json(doc);
+    let router = endpoints
+        .route(paths::OPENAPI, get(move || async move { doc }))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

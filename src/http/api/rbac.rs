@@ -4,7 +4,6 @@ use super::auth::Authenticated;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::inventory::PageQuery;
 use super::{ApiState, Paging};
-use crate::api::rest::{ErrorBody, NewRoleBinding, Role, RoleBinding, RoleBindingPage, SubjectRef};
 use crate::app::{AppError, listings, rbac};
 use crate::db;
 use crate::db::rbac::BindingListRow;
@@ -13,6 +12,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use shepherd_types::api::paths;
+use shepherd_types::api::{
+    ErrorBody, NewRoleBinding, Role, RoleBinding, RoleBindingPage, SubjectRef,
+};
 use uuid::Uuid;
 
 fn binding_dto(b: BindingListRow) -> RoleBinding {
@@ -32,7 +35,7 @@ fn binding_dto(b: BindingListRow) -> RoleBinding {
 }
 
 /// Roles and their permissions.
-#[utoipa::path(get, path = "/api/v1/rbac/roles", tag = "rbac",
+#[utoipa::path(get, path = paths::RBAC_ROLES, tag = "rbac",
     responses((status = 200, body = Vec<Role>), (status = "4XX", body = ErrorBody)))]
 pub async fn roles(
     State(state): State<ApiState>,
@@ -54,7 +57,7 @@ pub async fn roles(
 }
 
 /// Role bindings, oldest first.
-#[utoipa::path(get, path = "/api/v1/rbac/bindings", tag = "rbac", params(PageQuery),
+#[utoipa::path(get, path = paths::RBAC_BINDINGS, tag = "rbac", params(PageQuery),
     responses((status = 200, body = RoleBindingPage), (status = "4XX", body = ErrorBody)))]
 pub async fn bindings(
     State(state): State<ApiState>,
@@ -70,7 +73,7 @@ pub async fn bindings(
 }
 
 /// Binds a role to a user, group or service account, globally or on one System.
-#[utoipa::path(post, path = "/api/v1/rbac/bindings", tag = "rbac", request_body = NewRoleBinding,
+#[utoipa::path(post, path = paths::RBAC_BINDINGS, tag = "rbac", request_body = NewRoleBinding,
     responses((status = 201, body = RoleBinding), (status = "4XX", body = ErrorBody)))]
 pub async fn create_binding(
     State(state): State<ApiState>,
@@ -124,13 +127,16 @@ pub async fn create_binding(
         .ok_or_else(|| AppError::Conflict(format!("role binding {id} was removed meanwhile")))?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/rbac/bindings/{id}"))],
+        [(
+            header::LOCATION,
+            paths::fill(paths::RBAC_BINDING, &[("id", &id.to_string())]),
+        )],
         Json(binding_dto(created)),
     ))
 }
 
 /// Removes a binding made through the API (seeded and configured ones are refused, 409).
-#[utoipa::path(delete, path = "/api/v1/rbac/bindings/{id}", tag = "rbac",
+#[utoipa::path(delete, path = paths::RBAC_BINDING, tag = "rbac",
     params(("id" = Uuid, Path, description = "binding id")),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 pub async fn delete_binding(

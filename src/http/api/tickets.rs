@@ -3,10 +3,6 @@
 use super::auth::Authenticated;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::{ApiState, Paging};
-use crate::api::rest::{
-    ApproveRequest, ErrorBody, Preview, PreviewRequest, ReasonRequest, Resources, Ticket,
-    TicketPage, TicketVm,
-};
 use crate::app::{approvals, listings, tickets};
 use crate::db::tickets::{TicketFilter, TicketListRow};
 use crate::db::vms::VmSummary;
@@ -17,6 +13,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
+use shepherd_types::api::paths;
+use shepherd_types::api::{
+    ApproveRequest, ErrorBody, Preview, PreviewRequest, ReasonRequest, Resources, Ticket,
+    TicketPage, TicketVm,
+};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -91,7 +92,7 @@ where
 }
 
 /// Tickets the caller may see, oldest first.
-#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
+#[utoipa::path(get, path = paths::TICKETS, tag = "tickets", params(TicketQuery),
     responses((status = 200, body = TicketPage), (status = "4XX", body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -136,7 +137,7 @@ async fn fetch(
 }
 
 /// One ticket with its VMs.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
+#[utoipa::path(get, path = paths::TICKET, tag = "tickets",
     params(("id" = Uuid, Path, description = "ticket id")),
     responses((status = 200, body = Ticket), (status = "4XX", body = ErrorBody)))]
 pub async fn get(
@@ -149,7 +150,7 @@ pub async fn get(
 
 /// What approving would create (eligible clusters, final resources, names, warnings);
 /// writes nothing.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/preview", tag = "tickets",
+#[utoipa::path(post, path = paths::TICKET_PREVIEW, tag = "tickets",
     params(("id" = Uuid, Path, description = "ticket id")), request_body = PreviewRequest,
     responses((status = 200, body = Preview), (status = "4XX", body = ErrorBody)))]
 pub async fn preview(
@@ -182,7 +183,7 @@ pub async fn preview(
 
 /// Approves: VMs are named and placed and their creation is queued. Answers 202 with the
 /// ticket to poll in `Location`.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/approve", tag = "tickets",
+#[utoipa::path(post, path = paths::TICKET_APPROVE, tag = "tickets",
     params(("id" = Uuid, Path, description = "ticket id")), request_body = ApproveRequest,
     responses((status = 202, body = Ticket, headers(("Location" = String, description = "the ticket to poll"))),
               (status = "4XX", body = ErrorBody)))]
@@ -204,7 +205,10 @@ pub async fn approve(
     let ticket = fetch(&state, &caller, id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/api/v1/tickets/{id}"))],
+        [(
+            header::LOCATION,
+            paths::fill(paths::TICKET, &[("id", &id.to_string())]),
+        )],
         Json(ticket),
     ))
 }
@@ -218,7 +222,7 @@ fn required_reason(body: &ReasonRequest) -> Result<&str, ApiError> {
 }
 
 /// Rejects; the reason is required and shown to the requester.
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/reject", tag = "tickets",
+#[utoipa::path(post, path = paths::TICKET_REJECT, tag = "tickets",
     params(("id" = Uuid, Path, description = "ticket id")), request_body = ReasonRequest,
     responses((status = 200, body = Ticket), (status = "4XX", body = ErrorBody)))]
 pub async fn reject(
@@ -232,7 +236,7 @@ pub async fn reject(
 }
 
 /// Withdraws a pending ticket (its requester, or a platform admin).
-#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets",
+#[utoipa::path(post, path = paths::TICKET_CANCEL, tag = "tickets",
     params(("id" = Uuid, Path, description = "ticket id")), request_body = ReasonRequest,
     responses((status = 200, body = Ticket), (status = "4XX", body = ErrorBody)))]
 pub async fn cancel(

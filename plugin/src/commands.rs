@@ -1,0 +1,208 @@
+//! Each subcommand: its REST call (paths from [`shepherd_types::api::paths`]) and what it
+//! prints.
+
+use crate::cli::{Cli, Command, Output};
+use crate::client::{ApiClient, Failure, query};
+use crate::exit_code::ExitCode;
+use crate::output::print_structured;
+use crate::views;
+use chrono::Utc;
+use shepherd_types::api::{
+    ApproveRequest, AuditPage, Preview, PreviewRequest, ReasonRequest, Ticket, TicketPage, VmPage,
+    Whoami, paths,
+};
+use uuid::Uuid;
+
+/// Runs the plugin; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(()) => ExitCode::Success,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// A ticket's path: `path` with `{id}` filled in.
+fn ticket_path(path: &str, id: Uuid) -> String {
+    paths::fill(path, &[("id", &id.to_string())])
+}
+
+async fn execute(cli: Cli) -> Result<(), Failure> {
+    let api = ApiClient::new(&cli).await?;
+    let out = cli.output;
+    let now = Utc::now();
+    match cli.command {
+        Command::Whoami => {
+            let me: Whoami = api.get(paths::WHOAMI).await?;
+            if !print_structured(out, &me)? {
+                print!("{}", views::whoami(&me));
+            }
+        }
+        Command::Pending | Command::Tickets { .. } => {
+            let path = match cli.command {
+                Command::Tickets {
+                    status,
+                    system,
+                    environment,
+                    requester,
+                    operation,
+                } => format!(
+                    "{}{}",
+                    paths::TICKETS,
+                    query(&[
+                        ("status", status),
+                        ("system", system),
+                        ("environment", environment),
+                        ("requester", requester),
+                        ("type", operation),
+                    ])
+                ),
+                _ => format!("{}?awaitingMe=true", paths::TICKETS),
+            };
+            let tickets = api
+                .all_pages(&path, usize::MAX, |p: TicketPage| (p.items, p.next_cursor))
+                .await?;
+            if !print_structured(out, &tickets)? {
+                if tickets.is_empty() {
+                    eprintln!("No tickets.");
+                } else {
+                    print!("{}", views::tickets(&tickets, now));
+                }
+            }
+        }
+        Command::Ticket { id } => {
+            let t: Ticket = api.get(&ticket_path(paths::TICKET, id)).await?;
+            if !print_structured(out, &t)? {
+                print!("{}", views::ticket(&t));
+            }
+        }
+        Command::Preview { id, overrides } => {
+            let body = PreviewRequest {
+                overrides: overrides.into(),
+            };
+            let p: Preview = api
+                .post(&ticket_path(paths::TICKET_PREVIEW, id), &body)
+                .await?;
+            if !print_structured(out, &p)? {
+                print!("{}", views::preview(&p));
+            }
+        }
+        Command::Approve {
+            id,
+            reason,
+            overrides,
+        } => {
+            let body = ApproveRequest {
+                reason,
+                overrides: overrides.into(),
+            };
+            let t: Ticket = api
+                .post(&ticket_path(paths::TICKET_APPROVE, id), &body)
+                .await?;
+            if !print_structured(out, &t)? {
+                println!("ticket {id} approved");
+                print!("{}", views::ticket(&t));
+            }
+        }
+        Command::Reject { id, reason } => {
+            decide(&api, out, id, paths::TICKET_REJECT, reason).await?
+        }
+        Command::Cancel { id, reason } => {
+            decide(&api, out, id, paths::TICKET_CANCEL, reason).await?
+        }
+        Command::Vms {
+            system,
+            service,
+            environment,
+            status,
+        } => {
+            let path = format!(
+                "{}{}",
+                paths::VMS,
+                query(&[
+                    ("system", system),
+                    ("service", service),
+                    ("environment", environment),
+                    ("status", status),
+                ])
+            );
+            let vms = api
+                .all_pages(&path, usize::MAX, |p: VmPage| (p.items, p.next_cursor))
+                .await?;
+            if !print_structured(out, &vms)? {
+                if vms.is_empty() {
+                    eprintln!("No VMs.");
+                } else {
+                    print!("{}", views::vms(&vms, now));
+                }
+            }
+        }
+        Command::Audit {
+            actor,
+            resource_type,
+            resource_id,
+            action,
+            environment,
+            since,
+            until,
+            limit,
+        } => {
+            let path = format!(
+                "{}{}",
+                paths::AUDIT,
+                query(&[
+                    ("actor", actor),
+                    ("resourceType", resource_type),
+                    ("resourceId", resource_id),
+                    ("action", action),
+                    ("environment", environment),
+                    ("since", since),
+                    ("until", until),
+                ])
+            );
+            let records = api
+                .all_pages(&path, limit, |p: AuditPage| (p.items, p.next_cursor))
+                .await?;
+            if !print_structured(out, &records)? {
+                print!("{}", views::audit(&records));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rejects or cancels a ticket: `path` is [`paths::TICKET_REJECT`] or
+/// [`paths::TICKET_CANCEL`].
+async fn decide(
+    api: &ApiClient,
+    out: Output,
+    id: Uuid,
+    path: &str,
+    reason: String,
+) -> Result<(), Failure> {
+    let t: Ticket = api
+        .post(&ticket_path(path, id), &ReasonRequest { reason })
+        .await?;
+    if !print_structured(out, &t)? {
+        println!("ticket {id} {}", t.status.to_lowercase());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_paths_carry_the_id() {
+        let id = Uuid::nil();
+        let expected = |verb: &str| format!("/api/v1/tickets/{id}{verb}");
+        assert_eq!(ticket_path(paths::TICKET, id), expected(""));
+        assert_eq!(ticket_path(paths::TICKET_PREVIEW, id), expected("/preview"));
+        assert_eq!(ticket_path(paths::TICKET_APPROVE, id), expected("/approve"));
+        assert_eq!(ticket_path(paths::TICKET_REJECT, id), expected("/reject"));
+        assert_eq!(ticket_path(paths::TICKET_CANCEL, id), expected("/cancel"));
+    }
+}

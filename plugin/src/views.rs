@@ -1,0 +1,260 @@
+//! The `-o table` view of each answer: the text printed to stdout, built as a string.
+
+use crate::output::{age, dash, table};
+use chrono::{DateTime, Utc};
+use shepherd_types::api::{AuditRecord, Preview, Ticket, Vm, Whoami};
+
+/// `whoami`: the user, its groups, its bindings and its resource roles.
+pub fn whoami(me: &Whoami) -> String {
+    let mut out = format!(
+        "Username: {}\nGroups:   {}\n",
+        me.username,
+        me.groups.join(", ")
+    );
+    let rows: Vec<Vec<String>> = me
+        .bindings
+        .iter()
+        .map(|b| {
+            vec![
+                b.role.clone(),
+                b.system.clone().unwrap_or_else(|| "global".into()),
+                b.allowed_environments.join(","),
+                b.permissions.join(","),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        &["ROLE", "SCOPE", "ENVIRONMENTS", "PERMISSIONS"],
+        &rows,
+    ));
+    if !me.system_roles.is_empty() {
+        let rows: Vec<Vec<String>> = me
+            .system_roles
+            .iter()
+            .map(|r| vec![r.system.clone(), r.role.clone()])
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["SYSTEM", "RESOURCE ROLE"], &rows));
+    }
+    out
+}
+
+/// `pending` and `tickets`: one line per ticket.
+pub fn tickets(tickets: &[Ticket], now: DateTime<Utc>) -> String {
+    let rows: Vec<Vec<String>> = tickets
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.to_string(),
+                t.operation.clone(),
+                t.status.clone(),
+                t.requester.clone(),
+                format!("{}/{}", t.system, t.service),
+                t.environment.clone(),
+                t.vm_count.to_string(),
+                age(t.created_at, now),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TICKET",
+            "TYPE",
+            "STATUS",
+            "REQUESTER",
+            "SERVICE",
+            "ENV",
+            "VMS",
+            "AGE",
+        ],
+        &rows,
+    )
+}
+
+/// `ticket` and `approve`: one ticket with its VMs.
+pub fn ticket(t: &Ticket) -> String {
+    let mut out = format!(
+        "Ticket:     {}\nType:       {}\nStatus:     {}\nRequester:  {}\nService:    {}/{}\n\
+         Namespace:  {} ({})\nVMs:        {}\nReason:     {}\n",
+        t.id,
+        t.operation,
+        t.status,
+        t.requester,
+        t.system,
+        t.service,
+        t.namespace,
+        t.environment,
+        t.vm_count,
+        t.reason
+    );
+    if let Some(approver) = &t.approver {
+        out.push_str(&format!(
+            "Decided by: {approver}: {}\n",
+            t.decision_reason.clone().unwrap_or_default()
+        ));
+    }
+    if let Some(vm) = &t.vm {
+        out.push_str(&format!("VM:         {vm}\n"));
+    }
+    if let Some(cluster) = &t.cluster {
+        out.push_str(&format!("Cluster:    {cluster}\n"));
+    }
+    if !t.vms.is_empty() {
+        let rows: Vec<Vec<String>> = t
+            .vms
+            .iter()
+            .map(|v| vec![v.name.clone(), dash(&v.cluster), v.status.clone()])
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["VM", "CLUSTER", "STATUS"], &rows));
+    }
+    out
+}
+
+/// `preview`: what approving would create.
+pub fn preview(p: &Preview) -> String {
+    let r = &p.resources;
+    let mut out = format!(
+        "Ticket:            {}\n\
+         Cluster:           {}\n\
+         Eligible clusters: {}\n\
+         Storage class:     {}\n\
+         Template version:  {}\n\
+         Instance size:     {}\n\
+         CPU:               {}m request, {}m limit\n\
+         Memory:            {}Mi request, {}Mi limit\n\
+         Disk:              {}Gi\n\
+         VM names:          {}\n",
+        p.ticket_id,
+        p.cluster,
+        p.eligible_clusters.join(", "),
+        dash(&p.storage_class),
+        p.template_version,
+        p.instance_size,
+        r.cpu_request_millis,
+        r.cpu_limit_millis,
+        r.memory_request_mib,
+        r.memory_limit_mib,
+        r.disk_gib,
+        p.vm_names.join(", "),
+    );
+    for w in &p.warnings {
+        out.push_str(&format!("Warning:           {w}\n"));
+    }
+    out
+}
+
+/// `vms`: one line per VM, the status with its reason.
+pub fn vms(vms: &[Vm], now: DateTime<Utc>) -> String {
+    let rows: Vec<Vec<String>> = vms
+        .iter()
+        .map(|v| {
+            let status = match &v.status_reason {
+                Some(reason) => format!("{} ({reason})", v.status),
+                None => v.status.clone(),
+            };
+            vec![
+                v.name.clone(),
+                status,
+                format!("{}/{}", v.system, v.service),
+                v.environment.clone(),
+                dash(&v.cluster),
+                dash(&v.ip),
+                dash(&v.node),
+                age(v.created_at, now),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "STATUS", "SERVICE", "ENV", "CLUSTER", "IP", "NODE", "AGE",
+        ],
+        &rows,
+    )
+}
+
+/// `audit`: one line per record, times in UTC to the second.
+pub fn audit(records: &[AuditRecord]) -> String {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.occurred_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                r.action.clone(),
+                r.actor.clone(),
+                format!("{}/{}", r.resource_type, r.resource_name),
+                dash(&r.environment),
+            ]
+        })
+        .collect();
+    table(&["ID", "TIME", "ACTION", "ACTOR", "RESOURCE", "ENV"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shepherd_types::api::{EffectiveBinding, Resources, SystemRole};
+    use uuid::Uuid;
+
+    #[test]
+    fn whoami_lists_bindings_then_resource_roles() {
+        let me = Whoami {
+            username: "bob".into(),
+            groups: vec!["approvers".into(), "system:authenticated".into()],
+            bindings: vec![EffectiveBinding {
+                role: "approver".into(),
+                system: None,
+                allowed_environments: vec!["test".into(), "prod".into()],
+                permissions: vec!["approval:decide".into()],
+            }],
+            system_roles: vec![SystemRole {
+                system: "shop".into(),
+                role: "owner".into(),
+            }],
+        };
+        assert_eq!(
+            whoami(&me),
+            "Username: bob\nGroups:   approvers, system:authenticated\n\n\
+             ROLE       SCOPE    ENVIRONMENTS   PERMISSIONS\n\
+             approver   global   test,prod      approval:decide\n\n\
+             SYSTEM   RESOURCE ROLE\nshop     owner\n"
+        );
+    }
+
+    #[test]
+    fn preview_prints_one_field_a_line() {
+        let p = Preview {
+            ticket_id: Uuid::nil(),
+            eligible_clusters: vec!["target-1".into(), "target-2".into()],
+            cluster: "target-1".into(),
+            storage_class: None,
+            template_version: 3,
+            instance_size: "small".into(),
+            resources: Resources {
+                cpu_request_millis: 500,
+                cpu_limit_millis: 1000,
+                memory_request_mib: 1024,
+                memory_limit_mib: 2048,
+                disk_gib: 20,
+            },
+            vm_names: vec!["shop-web-1".into()],
+            warnings: vec!["prod needs two approvers".into()],
+        };
+        assert_eq!(
+            preview(&p),
+            "Ticket:            00000000-0000-0000-0000-000000000000\n\
+             Cluster:           target-1\n\
+             Eligible clusters: target-1, target-2\n\
+             Storage class:     -\n\
+             Template version:  3\n\
+             Instance size:     small\n\
+             CPU:               500m request, 1000m limit\n\
+             Memory:            1024Mi request, 2048Mi limit\n\
+             Disk:              20Gi\n\
+             VM names:          shop-web-1\n\
+             Warning:           prod needs two approvers\n"
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! Deciding tickets with authority (docs/architecture.md#tickets-and-approval). Approval is
+//! one transaction: the decision, snapshots of the template version and instance size,
+//! final resources, one VM row per VM with its generated name and placement, one River job
+//! per VM, audit rows and domain events. Rejection creates no VM and no job. Of concurrent
+//! decisions one wins.
+
+use super::AppError;
+use super::access::{Caller, Check, SystemRef, authorize};
+use super::job_args::{OperateVm, ProvisionVm};
+use crate::crd::approval::Overrides;
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::db::tickets::{ApprovalRecord, TicketDetail, TicketRow};
+use crate::db::vms::{NewVm, VmSummary};
+use crate::domain::Environment;
+use crate::domain::permissions::{Permission, can_decide};
+use crate::domain::ticket::{Operation, TicketStatus, check_transition};
+use crate::domain::vm_name::vm_name;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+mod plan;
+
+pub use plan::Plan;
+use plan::plan;
+
+/// A plan and the names its VMs would get if approved now.
+#[derive(Debug, Clone)]
+pub struct PreviewResult {
+    pub plan: Plan,
+    pub vm_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub ticket_id: Uuid,
+    pub cluster: String,
+    pub vms: Vec<VmSummary>,
+    pub warnings: Vec<String>,
+}
+
+fn invalid(field: &str, rule: impl ToString) -> AppError {
+    AppError::Invalid {
+        field: field.into(),
+        rule: rule.to_string(),
+    }
+}
+
+async fn load(conn: &mut PgConnection, ticket_id: Uuid) -> Result<TicketDetail, AppError> {
+    db::tickets::detail(conn, ticket_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "ticket",
+            id: ticket_id.to_string(),
+        })
+}
+
+/// The approver may decide: authority for the ticket's System and environment, and not
+/// their own ticket.
+async fn authorize_decision(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    ticket: &TicketDetail,
+) -> Result<Environment, AppError> {
+    let env: Environment = ticket
+        .environment
+        .parse()
+        .map_err(|e| invalid("tickets.environment", e))?;
+    // Separation of duties first: it holds whatever roles the requester has.
+    can_decide(&ticket.requester, &caller.username)
+        .map_err(|e| AppError::Forbidden(e.to_string()))?;
+    let system = SystemRef {
+        id: ticket.system_id,
+        name: ticket.system_name.clone(),
+    };
+    authorize(
+        conn,
+        caller,
+        &Check {
+            permission: Permission::ApprovalApprove,
+            action: "decide tickets",
+            system: Some(&system),
+            environment: Some(env),
+        },
+    )
+    .await?;
+    Ok(env)
+}
+
+/// What approving would do, without writing anything.
+pub async fn preview(
+    pool: &PgPool,
+    caller: &Caller,
+    ticket_id: Uuid,
+    overrides: &Overrides,
+) -> Result<PreviewResult, AppError> {
+    let mut conn = pool.acquire().await?;
+    let ticket = load(&mut conn, ticket_id).await?;
+    let env = authorize_decision(&mut conn, caller, &ticket).await?;
+    ensure_pending(&mut conn, &ticket).await?;
+    let plan = plan(&mut conn, &ticket, env, overrides).await?;
+    let first = db::services::next_instance_index(&mut conn, ticket.service_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "service",
+            id: ticket.service_name.clone(),
+        })?;
+    let vm_names = vm_names(&ticket, first)?;
+    Ok(PreviewResult { plan, vm_names })
+}
+
+/// The names of a ticket's VMs from the first allocated index on.
+fn vm_names(ticket: &TicketDetail, first: i32) -> Result<Vec<String>, AppError> {
+    (first..first + ticket.vm_count)
+        .map(|index| {
+            vm_name(
+                &ticket.namespace_name,
+                &ticket.system_name,
+                &ticket.service_name,
+                index as u32,
+            )
+            .map_err(|e| invalid("vm name", e))
+        })
+        .collect()
+}
+
+/// Who decides a ticket: a person, or the approval policy for an operation it exempts.
+/// The audit row and the domain event say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decider<'a> {
+    Person(&'a str),
+    Policy,
+}
+
+impl Decider<'_> {
+    /// The name recorded as the ticket's approver.
+    pub fn name(&self) -> &str {
+        match self {
+            Decider::Person(name) => name,
+            Decider::Policy => AUTO_APPROVER,
+        }
+    }
+
+    /// The audit action and domain event of the approval.
+    pub fn approval_action(&self) -> &'static str {
+        match self {
+            Decider::Person(_) => "approval.approve",
+            Decider::Policy => "approval.auto",
+        }
+    }
+}
+
+/// The approver recorded for a policy-exempt ticket.
+pub const AUTO_APPROVER: &str = "system:approval-policy";
+/// The decision reason recorded for a policy-exempt operation.
+pub const AUTO_APPROVAL_REASON: &str = "approval policy exempts this operation";
+
+pub async fn approve(
+    pool: &PgPool,
+    river: &riverqueue::Client,
+    caller: &Caller,
+    ticket_id: Uuid,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Approved, AppError> {
+    let mut tx = pool.begin().await?;
+    let ticket = load(&mut tx, ticket_id).await?;
+    let env = authorize_decision(&mut tx, caller, &ticket).await?;
+    ensure_pending(&mut tx, &ticket).await?;
+    let decider = Decider::Person(&caller.username);
+    let Some(approved) =
+        record_approval(&mut tx, river, decider, &ticket, env, reason, overrides).await?
+    else {
+        drop(tx);
+        return Err(super::tickets::lost_race(pool, ticket_id).await);
+    };
+    tx.commit().await?;
+    Ok(approved)
+}
+
+/// Everything approving `ticket` writes, in the caller's transaction, for every decider and
+/// every operation: the one approval path. None when the ticket was no longer pending (a
+/// concurrent decision won; the caller rolls back). Authorisation is the caller's job:
+/// `approve` checks the person; a policy-exempt ticket is approved as it is submitted.
+pub(crate) async fn record_approval(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    river: &riverqueue::Client,
+    decider: Decider<'_>,
+    ticket: &TicketDetail,
+    env: Environment,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Option<Approved>, AppError> {
+    if ticket.operation == Operation::Create.as_str() {
+        record_create_approval(tx, river, decider, ticket, env, reason, overrides).await
+    } else if overrides != &Overrides::default() {
+        Err(invalid(
+            "overrides",
+            format!(
+                "overrides apply to create tickets; this is a {} ticket",
+                ticket.operation
+            ),
+        ))
+    } else {
+        record_operation_approval(tx, river, decider, ticket, env, reason).await
+    }
+}
+
+/// Moves the ticket from pending to approved: the conditional UPDATE that serialises
+/// concurrent decisions (a concurrent decider waits on the row lock, then finds the ticket
+/// decided: false).
+async fn mark_approved(
+    tx: &mut PgConnection,
+    ticket_id: Uuid,
+    approver: &str,
+    reason: &str,
+) -> Result<bool, AppError> {
+    let decided = db::tickets::decide(
+        tx,
+        ticket_id,
+        TicketStatus::PendingApproval.as_str(),
+        TicketStatus::Approved.as_str(),
+        approver,
+        reason,
+    )
+    .await?;
+    Ok(decided.is_some())
+}
+
+/// Approving a create ticket: the decision, snapshots, final resources, VM rows with names
+/// and placement, one River job per VM, domain events and audit rows.
+async fn record_create_approval(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    river: &riverqueue::Client,
+    decider: Decider<'_>,
+    ticket: &TicketDetail,
+    env: Environment,
+    reason: &str,
+    overrides: &Overrides,
+) -> Result<Option<Approved>, AppError> {
+    let ticket_id = ticket.id;
+    let approver = decider.name();
+    let plan = plan(tx, ticket, env, overrides).await?;
+    if !mark_approved(tx, ticket_id, approver, reason).await? {
+        return Ok(None);
+    }
+    let overrides_json = serde_json::to_value(overrides).unwrap_or(Value::Null);
+    let resources_json = serde_json::to_value(&plan.resources).unwrap_or(Value::Null);
+    let size_json = json!({
+        "name": plan.size.name, "cpuCores": plan.size.cpu_cores, "memoryMiB": plan.size.memory_mib,
+        "cpuOvercommit": plan.size.cpu_overcommit, "memoryOvercommit": plan.size.memory_overcommit,
+        "dedicatedCpu": plan.size.dedicated_cpu, "hugepages": plan.size.hugepages_size, "gpus": plan.size.gpus,
+        "specOverrides": plan.size.spec_overrides,
+    });
+    let template_json = json!({"version": plan.template.version, "spec": plan.template.spec});
+    db::tickets::record_approval(
+        tx,
+        ticket_id,
+        &ApprovalRecord {
+            cluster_id: plan.cluster.id,
+            template_version_id: plan.template.id,
+            template_snapshot: &template_json,
+            instance_size_snapshot: &size_json,
+            final_resources: &resources_json,
+            overrides: &overrides_json,
+        },
+    )
+    .await?;
+    let first = db::services::allocate_instance_indexes(tx, ticket.service_id, ticket.vm_count)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "service",
+            id: ticket.service_name.clone(),
+        })?;
+    for (index, name) in (first..).zip(vm_names(ticket, first)?) {
+        let vm_id = db::vms::insert(
+            tx,
+            &NewVm {
+                name: &name,
+                ticket_id,
+                service_id: ticket.service_id,
+                namespace_id: ticket.namespace_id,
+                cluster_id: plan.cluster.id,
+                instance_index: index,
+                instance_size_id: plan.size.id,
+                template_version_id: plan.template.id,
+                storage_class: plan.storage_class.as_deref(),
+                created_by: &ticket.requester,
+            },
+        )
+        .await?;
+        river.insert(ProvisionVm { vm_id }).tx(&mut *tx).await?;
+        db::events::insert(
+            tx,
+            "vm",
+            vm_id,
+            "vm.create",
+            "Pending",
+            &json!({"vm_id": vm_id, "name": name, "ticket_id": ticket_id}),
+        )
+        .await?;
+        db::audit::append(
+            tx,
+            &AuditEntry::new("vm.create", approver, "vm", vm_id, &name)
+                .parent("ticket", ticket_id)
+                .environment(env.as_str())
+                .details(json!({"cluster": plan.cluster.name, "requester": ticket.requester})),
+        )
+        .await?;
+    }
+    db::events::insert(
+        tx,
+        "ticket",
+        ticket_id,
+        decider.approval_action(),
+        "Completed",
+        &json!({"ticket_id": ticket_id, "approver": approver}),
+    )
+    .await?;
+    db::audit::append(
+        tx,
+        &AuditEntry::new(
+            decider.approval_action(),
+            approver,
+            "ticket",
+            ticket_id,
+            &ticket.operation,
+        )
+        .parent("service", ticket.service_id)
+        .environment(env.as_str())
+        .details(json!({
+            "reason": reason, "requester": ticket.requester, "cluster": plan.cluster.name,
+            "resources": resources_json, "templateVersion": plan.template.version,
+            "overrides": overrides_json, "warnings": plan.warnings,
+        })),
+    )
+    .await?;
+    let vms = db::vms::for_ticket(tx, ticket_id).await?;
+    Ok(Some(Approved {
+        ticket_id,
+        cluster: plan.cluster.name,
+        vms,
+        warnings: plan.warnings,
+    }))
+}
+
+/// Approving a day-2 operation: the decision, its River job (the ticket id only), a domain
+/// event and the audit row.
+async fn record_operation_approval(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    river: &riverqueue::Client,
+    decider: Decider<'_>,
+    ticket: &TicketDetail,
+    env: Environment,
+    reason: &str,
+) -> Result<Option<Approved>, AppError> {
+    let ticket_id = ticket.id;
+    let approver = decider.name();
+    if !mark_approved(tx, ticket_id, approver, reason).await? {
+        return Ok(None);
+    }
+    river.insert(OperateVm { ticket_id }).tx(&mut *tx).await?;
+    db::events::insert(
+        tx,
+        "ticket",
+        ticket_id,
+        decider.approval_action(),
+        "Processing",
+        &json!({"ticket_id": ticket_id, "approver": approver, "operation": ticket.operation}),
+    )
+    .await?;
+    let mut entry = AuditEntry::new(
+        decider.approval_action(),
+        approver,
+        "ticket",
+        ticket_id,
+        &ticket.operation,
+    )
+    .environment(env.as_str())
+    .details(json!({"reason": reason, "requester": ticket.requester, "request": ticket.request}));
+    if let Some(vm_id) = ticket.vm_id {
+        entry = entry.parent("vm", vm_id);
+    }
+    db::audit::append(tx, &entry).await?;
+    let vms = match ticket.vm_id {
+        Some(vm_id) => db::vms::summary(tx, vm_id).await?.into_iter().collect(),
+        None => Vec::new(),
+    };
+    Ok(Some(Approved {
+        ticket_id,
+        cluster: vms
+            .first()
+            .and_then(|v: &VmSummary| v.cluster.clone())
+            .unwrap_or_default(),
+        vms,
+        warnings: Vec::new(),
+    }))
+}
+
+pub async fn reject(
+    pool: &PgPool,
+    caller: &Caller,
+    ticket_id: Uuid,
+    reason: &str,
+) -> Result<TicketRow, AppError> {
+    {
+        let mut conn = pool.acquire().await?;
+        let ticket = load(&mut conn, ticket_id).await?;
+        authorize_decision(&mut conn, caller, &ticket).await?;
+    }
+    super::tickets::decide(
+        pool,
+        ticket_id,
+        super::tickets::Verdict::Reject,
+        &caller.username,
+        reason,
+    )
+    .await
+}
+
+/// Whether `caller` may decide the ticket at all (authority, not their own, still pending):
+/// the admission webhook's early answer for an Approval.
+pub async fn check_decision(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    ticket_id: Uuid,
+) -> Result<(), AppError> {
+    let ticket = load(conn, ticket_id).await?;
+    authorize_decision(conn, caller, &ticket).await?;
+    ensure_pending(conn, &ticket).await
+}
+
+/// A decision needs a pending ticket; otherwise the answer says what became of it.
+async fn ensure_pending(conn: &mut PgConnection, ticket: &TicketDetail) -> Result<(), AppError> {
+    let current: TicketStatus = ticket
+        .status
+        .parse()
+        .map_err(|e| invalid("tickets.status", e))?;
+    match check_transition(current, TicketStatus::Approved) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(super::tickets::already_decided(conn, ticket.id).await),
+    }
+}

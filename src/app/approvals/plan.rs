@@ -1,0 +1,188 @@
+//! Planning an approval: placement, the snapshots of the template version and instance
+//! size, and the final resources, read-only. `preview` shows it; `approve` records it.
+
+use super::invalid;
+use crate::app::AppError;
+use crate::crd::approval::Overrides;
+use crate::db;
+use crate::db::catalog::{ClusterCandidate, InstanceSizeDetail, TemplateVersionRow};
+use crate::db::tickets::TicketDetail;
+use crate::domain::Environment;
+use crate::domain::placement::{self, ClusterFacts, Health, Needs};
+use crate::domain::resources::{FinalResources, ResourceOverrides, SizeShape, final_resources};
+use crate::domain::ticket::Operation;
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// What an approval would create; `preview` returns it without writing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub eligible_clusters: Vec<String>,
+    pub cluster: ClusterCandidate,
+    pub template: TemplateVersionRow,
+    pub size: InstanceSizeDetail,
+    pub resources: FinalResources,
+    pub storage_class: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+pub(super) fn request_str<'a>(request: &'a Value, key: &str) -> Result<&'a str, AppError> {
+    request
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("tickets.request", format!("{key} is missing")))
+}
+
+pub(super) fn facts(c: &ClusterCandidate) -> Result<ClusterFacts, AppError> {
+    let strings = |key: &str| -> Vec<String> {
+        c.capabilities
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(ClusterFacts {
+        name: c.name.clone(),
+        environment: c
+            .environment
+            .parse()
+            .map_err(|e| invalid("clusters.environment", e))?,
+        enabled: c.enabled,
+        health: match c.health.as_str() {
+            "Healthy" => Health::Healthy,
+            "Unhealthy" => Health::Unhealthy,
+            _ => Health::Unknown,
+        },
+        weight: c.scheduling_weight,
+        max_vms: c.max_vms.map(i64::from),
+        live_vms: c.live_vms,
+        gpu_devices: strings("gpus"),
+        hugepage_sizes: strings("hugepages"),
+    })
+}
+
+/// Computes placement, snapshots and final resources for a create ticket.
+pub(super) async fn plan(
+    conn: &mut PgConnection,
+    ticket: &TicketDetail,
+    env: Environment,
+    overrides: &Overrides,
+) -> Result<Plan, AppError> {
+    if ticket.operation != Operation::Create.as_str() {
+        return Err(invalid(
+            "ticket",
+            format!(
+                "a {} ticket has no placement or resources to preview; approve or reject it",
+                ticket.operation
+            ),
+        ));
+    }
+    let request = &ticket.request;
+    let template_name = request_str(request, "template")?;
+    let template = db::catalog::template_version(conn, template_name, overrides.template_version)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "overrides.templateVersion",
+                format!("template {template_name:?} has no such version"),
+            )
+        })?;
+    let size_name = request_str(request, "instanceSize")?;
+    let size = db::catalog::instance_size_detail(conn, size_name)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                "spec.instanceSize",
+                format!("instance size {size_name:?} no longer exists"),
+            )
+        })?;
+    let disk = overrides
+        .disk_gib
+        .or_else(|| {
+            request
+                .get("diskGiB")
+                .and_then(Value::as_i64)
+                .map(|d| d as i32)
+        })
+        .unwrap_or(size.disk_min_gib);
+    if disk < size.disk_min_gib || disk > size.disk_max_gib {
+        return Err(invalid(
+            "overrides.diskGib",
+            format!(
+                "{disk} GiB is outside {:?}'s range {}..={} GiB",
+                size.name, size.disk_min_gib, size.disk_max_gib
+            ),
+        ));
+    }
+    let shape = SizeShape {
+        cpu_cores: size.cpu_cores,
+        memory_mib: size.memory_mib,
+        cpu_overcommit: size.cpu_overcommit,
+        memory_overcommit: size.memory_overcommit,
+        dedicated_cpu: size.dedicated_cpu,
+    };
+    let resource_overrides = ResourceOverrides {
+        cpu_request_millis: overrides.cpu_request_millis,
+        cpu_limit_millis: overrides.cpu_limit_millis,
+        memory_request_mib: overrides.memory_request_mib,
+        memory_limit_mib: overrides.memory_limit_mib,
+    };
+    let (resources, mut warnings) = final_resources(&shape, &resource_overrides, disk, env)
+        .map_err(|e| invalid("overrides", e))?;
+    let candidates = db::catalog::cluster_candidates(conn).await?;
+    let all_facts = candidates
+        .iter()
+        .map(facts)
+        .collect::<Result<Vec<_>, _>>()?;
+    let needs = Needs {
+        gpu_devices: size
+            .gpus
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|x| {
+                        x.get("deviceName")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        hugepages: size.hugepages_size.clone(),
+        count: i64::from(ticket.vm_count),
+    };
+    let chosen = placement::choose(&all_facts, env, &needs, overrides.cluster.as_deref())
+        .map_err(|e| invalid("overrides.cluster", e))?;
+    let eligible_clusters = all_facts
+        .iter()
+        .filter(|c| placement::check(c, env, &needs).is_ok())
+        .map(|c| c.name.clone())
+        .collect();
+    let cluster = candidates
+        .into_iter()
+        .find(|c| c.name == chosen.name)
+        .expect("chosen from candidates");
+    if chosen.health == Health::Unknown {
+        warnings.push(format!(
+            "cluster {:?} has not been probed yet; its health is unknown",
+            cluster.name
+        ));
+    }
+    let storage_class = overrides
+        .storage_class
+        .clone()
+        .or_else(|| cluster.default_storage_class.clone());
+    Ok(Plan {
+        eligible_clusters,
+        cluster,
+        template,
+        size,
+        resources,
+        storage_class,
+        warnings,
+    })
+}

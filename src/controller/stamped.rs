@@ -1,0 +1,83 @@
+//! What every reconciler of a kind the webhook stamps (System, Service, VmRequest,
+//! VmOperation) does around its own work, in one place: the finalizer that holds deletion
+//! until PostgreSQL agrees, and the preamble that never trusts the webhook ran (a generation
+//! already denied stays denied; the identity stamp must verify).
+
+use super::status::{denied_for_generation, deny};
+use super::{Context, FINALIZER, ReconcileError, verified_caller};
+use crate::app::access::Caller;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A management-cluster object a reconciler patches and records Events for.
+pub(crate) trait Reconciled:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug
+{
+}
+
+impl<K> Reconciled for K where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug
+{
+}
+
+/// Runs `apply` for a live object and `cleanup` for one being deleted, with the finalizer
+/// added before the first apply and removed after a successful cleanup.
+pub(crate) async fn with_finalizer<K, A, AF, C, CF>(
+    api: &Api<K>,
+    obj: Arc<K>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, ReconcileError>
+where
+    K: Reconciled + Send + Sync + 'static,
+    A: FnOnce(Arc<K>) -> AF,
+    AF: Future<Output = Result<Action, ReconcileError>>,
+    C: FnOnce(Arc<K>) -> CF,
+    CF: Future<Output = Result<Action, ReconcileError>>,
+{
+    let action = finalizer(api, FINALIZER, obj, |event| async move {
+        match event {
+            Event::Apply(obj) => apply(obj).await,
+            Event::Cleanup(obj) => cleanup(obj).await,
+        }
+    })
+    .await?;
+    Ok(action)
+}
+
+/// The object's uid; every stamped object has one once stored.
+pub(crate) fn uid_of<K: Resource>(obj: &K) -> Result<String, ReconcileError> {
+    obj.uid()
+        .ok_or(ReconcileError::MissingField("metadata.uid"))
+}
+
+/// The preamble of an apply. `None` ends the reconcile: this generation was denied already,
+/// or the identity stamp does not verify (denied now, `UnverifiedIdentity`). Otherwise the
+/// verified requester and the object's uid.
+pub(crate) async fn verified_requester<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    status: Option<&S>,
+) -> Result<Option<(Caller, String)>, ReconcileError>
+where
+    K: Reconciled,
+    S: Serialize,
+{
+    let status = status.map(|s| serde_json::to_value(s).unwrap_or_default());
+    if denied_for_generation(status.as_ref(), obj.meta().generation) {
+        return Ok(None);
+    }
+    match verified_caller(&ctx.identity_key, obj) {
+        Ok(caller) => Ok(Some((caller, uid_of(obj)?))),
+        Err(err) => {
+            deny(ctx, api, obj, "UnverifiedIdentity", &err.to_string()).await?;
+            Ok(None)
+        }
+    }
+}

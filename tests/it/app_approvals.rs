@@ -1,0 +1,293 @@
+//! The approval transaction on PostgreSQL 18: names, placement, jobs, snapshots, audit;
+//! separation of duties, environment isolation, terminal tickets, and racing decisions.
+
+use crate::common::world::{alice, bind, bob, pending, request};
+use crate::common::{count, setup};
+use shepherd::app::AppError;
+use shepherd::app::access::Caller;
+use shepherd::app::approvals::{approve, preview, reject};
+use shepherd::app::catalog;
+use shepherd::app::requests::submit_vm_request;
+use shepherd::crd::approval::Overrides;
+use shepherd::domain::Subject;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+fn river(pool: &PgPool) -> riverqueue::Client {
+    shepherd::jobs::inserter(pool).unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn approving_three_vms_names_places_and_enqueues_them(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 3).await;
+    let overrides = Overrides {
+        cluster: Some("test-2".into()),
+        ..Default::default()
+    };
+    let preview = preview(&t.pool, &bob(), ticket, &overrides).await.unwrap();
+    assert_eq!(preview.plan.cluster.name, "test-2");
+    assert_eq!(preview.plan.eligible_clusters, ["test-1", "test-2"]);
+    assert_eq!(
+        preview.vm_names,
+        [
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ]
+    );
+    assert_eq!(
+        count(&t.pool, "SELECT count(*) FROM vms").await,
+        0,
+        "preview writes nothing"
+    );
+
+    let approved = approve(&t.pool, &river(&t.pool), &bob(), ticket, "ok", &overrides)
+        .await
+        .unwrap();
+    let names: Vec<&str> = approved.vms.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "team-a-shop-web-01",
+            "team-a-shop-web-02",
+            "team-a-shop-web-03"
+        ]
+    );
+    assert!(
+        approved
+            .vms
+            .iter()
+            .all(|v| v.cluster.as_deref() == Some("test-2") && v.status == "Creating")
+    );
+    let jobs: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT args FROM river_job WHERE kind = 'vm_provision' ORDER BY id")
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    let job_vms: Vec<String> = jobs
+        .iter()
+        .map(|a| a["vm_id"].as_str().unwrap().to_string())
+        .collect();
+    let vm_ids: Vec<String> = approved.vms.iter().map(|v| v.id.to_string()).collect();
+    assert_eq!(job_vms, vm_ids, "one job per VM, carrying only its id");
+    assert!(jobs.iter().all(|a| a.as_object().unwrap().len() == 1));
+    let (status, approver, snapshot): (String, String, serde_json::Value) = sqlx::query_as(
+        "SELECT status, approver, instance_size_snapshot FROM tickets WHERE id = $1",
+    )
+    .bind(ticket)
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), approver.as_str()), ("Approved", "bob"));
+    assert_eq!(snapshot["name"], "small");
+    assert_eq!(
+        count(
+            &t.pool,
+            "SELECT count(*) FROM audit_log WHERE action = 'vm.create' AND actor = 'bob'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(
+            &t.pool,
+            "SELECT count(*) FROM audit_log WHERE action = 'approval.approve'"
+        )
+        .await,
+        1
+    );
+    // Without an override the heaviest eligible cluster is chosen.
+    let second = {
+        let input = shepherd::app::requests::VmRequestInput {
+            count: 1,
+            ..request("r2", "team-a")
+        };
+        submit_vm_request(&t.pool, &crate::common::river(&t.pool), &alice(), &input)
+            .await
+            .unwrap()
+            .ticket_id
+    };
+    let approved = approve(
+        &t.pool,
+        &river(&t.pool),
+        &bob(),
+        second,
+        "ok",
+        &Overrides::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (approved.cluster.as_str(), approved.vms[0].name.as_str()),
+        ("test-1", "team-a-shop-web-04")
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn requesters_other_environments_and_terminal_tickets_are_refused(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    bind(&t.pool, Subject::user("alice"), "approver", None, &["test"]).await;
+    let err = approve(
+        &t.pool,
+        &river(&t.pool),
+        &alice(),
+        ticket,
+        "mine",
+        &Overrides::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Forbidden(m) if m.contains("requested")),
+        "{err}"
+    );
+    let prod = Overrides {
+        cluster: Some("prod-1".into()),
+        ..Default::default()
+    };
+    let err = approve(&t.pool, &river(&t.pool), &bob(), ticket, "x", &prod)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Invalid { rule, .. } if rule.contains("environment")),
+        "{err}"
+    );
+    let err = approve(
+        &t.pool,
+        &river(&t.pool),
+        &Caller::new("mallory", &[]),
+        ticket,
+        "x",
+        &Overrides::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, AppError::NotFound { .. } | AppError::Forbidden(_)),
+        "{err}"
+    );
+    reject(&t.pool, &bob(), ticket, "not now").await.unwrap();
+    let err = approve(
+        &t.pool,
+        &river(&t.pool),
+        &bob(),
+        ticket,
+        "x",
+        &Overrides::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Conflict(m) if m.ends_with("is already Rejected (by bob)")),
+        "{err}"
+    );
+    assert_eq!(
+        count(&t.pool, "SELECT count(*) FROM vms").await,
+        0,
+        "rejection creates no VM"
+    );
+    assert_eq!(
+        count(&t.pool, "SELECT count(*) FROM river_job").await,
+        0,
+        "rejection creates no job"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn twenty_concurrent_decisions_make_one_set_of_vms(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 3).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (pool, barrier) = (t.pool.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let river = shepherd::jobs::inserter(&pool).unwrap();
+                barrier.wait().await;
+                if i % 2 == 0 {
+                    approve(&pool, &river, &bob(), ticket, "race", &Overrides::default())
+                        .await
+                        .map(|_| ())
+                } else {
+                    reject(&pool, &bob(), ticket, "race").await.map(|_| ())
+                }
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => winners += 1,
+            Err(AppError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let status: String = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1")
+        .bind(ticket)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    let (vms, jobs) = (
+        count(&t.pool, "SELECT count(*) FROM vms").await,
+        count(&t.pool, "SELECT count(*) FROM river_job").await,
+    );
+    match status.as_str() {
+        "Approved" => assert_eq!((vms, jobs), (3, 3)),
+        "Rejected" => assert_eq!((vms, jobs), (0, 0)),
+        other => panic!("unexpected status {other}"),
+    }
+    assert_eq!(
+        count(
+            &t.pool,
+            "SELECT count(*) FROM audit_log WHERE action IN ('approval.approve', 'approval.reject')"
+        )
+        .await,
+        1
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn dedicated_cpu_needs_request_equal_to_limit(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    let size: shepherd::crd::instance_size::InstanceSizeSpec = serde_json::from_value(serde_json::json!({
+        "cpu": {"cores": 2, "dedicated": true}, "memory": {"mib": 2048}, "disk": {"minGiB": 10, "maxGiB": 100}})).unwrap();
+    catalog::register_instance_size(&t.pool, "admin", "small", &size, "uid-size")
+        .await
+        .unwrap();
+    let halved = Overrides {
+        cpu_request_millis: Some(1000),
+        ..Default::default()
+    };
+    let err = approve(&t.pool, &river(&t.pool), &bob(), ticket, "x", &halved)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Invalid { rule, .. } if rule.contains("dedicated")),
+        "{err}"
+    );
+    assert_eq!(count(&t.pool, "SELECT count(*) FROM vms").await, 0);
+    let status: String = sqlx::query_scalar("SELECT status FROM tickets")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        status, "PendingApproval",
+        "a refused approval changes nothing"
+    );
+}

@@ -1,0 +1,99 @@
+//! `shepherd --log-format json` writes one JSON object per log line (timestamp, level,
+//! target, span fields), so log pipelines can read it; the default stays text.
+
+use serde_json::Value;
+use shepherd_sim::{ClusterConfig, SimCluster};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+
+/// Runs `shepherd run` with `format` against a bare simulated cluster (no CRDs, so the
+/// start-up check warns about every kind) until it is ready; returns its stderr lines.
+async fn run_and_collect(db: &crate::common::TestDb, format: Option<&str>) -> Vec<String> {
+    let sim = SimCluster::start(ClusterConfig::new("mgmt").with_object(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubevirt-shepherd"},
+    })))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.write_kubeconfig(dir.path(), "admin").unwrap();
+    let key = dir.path().join("identity.key");
+    std::fs::write(&key, crate::common::e2e::KEY).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shepherd"));
+    if let Some(format) = format {
+        command.args(["--log-format", format]);
+    }
+    let mut child = command
+        .args(["run", "--no-workers"])
+        .args(["--health-addr", "127.0.0.1:0", "--instance", "logs"])
+        .arg("--identity-key-file")
+        .arg(&key)
+        .env("DATABASE_URL", &db.url)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .env_remove("SHEPHERD_LOG_FORMAT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start shepherd run");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // The start-up check names each kind it cannot list; wait for a few such lines.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let warned = line.contains("cannot list this kind");
+            seen.push(line);
+            if warned && seen.iter().filter(|l| l.contains("cannot list")).count() >= 3 {
+                break;
+            }
+        }
+    })
+    .await;
+    child.kill().await.ok();
+    seen
+}
+
+#[sqlx::test(migrations = false)]
+async fn json_log_lines_parse_as_json_with_level_target_and_time(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let db = crate::common::setup(opts, connect).await;
+    let lines = run_and_collect(&db, Some("json")).await;
+    assert!(
+        lines.iter().filter(|l| l.contains("cannot list")).count() >= 3,
+        "{lines:#?}"
+    );
+    for line in &lines {
+        let parsed: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for field in ["timestamp", "level", "target"] {
+            assert!(parsed.get(field).is_some(), "{field} missing: {line}");
+        }
+    }
+    let warning = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot list"))
+        })
+        .unwrap();
+    assert_eq!(warning["level"], "WARN");
+    assert!(warning["kind"].is_string(), "{warning}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn text_is_the_default_format(opts: PgPoolOptions, connect: PgConnectOptions) {
+    let db = crate::common::setup(opts, connect).await;
+    let lines = run_and_collect(&db, None).await;
+    let warning = lines
+        .iter()
+        .find(|l| l.contains("cannot list"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(serde_json::from_str::<Value>(warning).is_err());
+    assert!(warning.contains("WARN"), "{warning}");
+}
