@@ -185,25 +185,58 @@ struct Watcher {
 
 impl Watcher {
     async fn recompute(&self, namespace: &str, name: &str) {
-        let vm = self
-            .vms
-            .get(&ObjectRef::new_with(name, self.vm_resource.clone()).within(namespace));
-        let vmi = self
-            .vmis
-            .get(&ObjectRef::new_with(name, self.vmi_resource.clone()).within(namespace));
+        let cached = |store: &Store<DynamicObject>, resource: &ApiResource| {
+            store
+                .get(&ObjectRef::new_with(name, resource.clone()).within(namespace))
+                .map(|o| o.as_ref().clone())
+        };
+        let (vm, vmi) = match cached(&self.vms, &self.vm_resource) {
+            Some(vm) => (Some(vm), cached(&self.vmis, &self.vmi_resource)),
+            // The store can lag: a VM applied while a list was under way is not in it yet.
+            // A VM is declared missing only when its cluster says so.
+            None => match self.read_back(namespace, name).await {
+                Some(found) => found,
+                None => return,
+            },
+        };
         let ticket = vm
             .as_ref()
             .and_then(|v| v.labels().get(TICKET_LABEL).cloned());
-        let vm_json = vm
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v.as_ref()).ok());
-        let vmi_json = vmi
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v.as_ref()).ok());
+        let vm_json = vm.as_ref().and_then(|v| serde_json::to_value(v).ok());
+        let vmi_json = vmi.as_ref().and_then(|v| serde_json::to_value(v).ok());
         let observed = observe(vm_json.as_ref(), vmi_json.as_ref());
         let seen = ticket.as_deref().zip(observed.as_ref());
         if let Err(err) = record_observation(&self.pool, self.cluster.id, name, seen).await {
             tracing::warn!(cluster = %self.cluster.name, vm = name, error = %err, "recording a VM's state failed");
+        }
+    }
+
+    /// The VM and its VMI read from the cluster itself; None when the cluster could not be
+    /// asked (nothing is concluded then).
+    async fn read_back(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(Option<DynamicObject>, Option<DynamicObject>)> {
+        let client = self.cluster.client.clone();
+        let vms: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &self.vm_resource);
+        let vmis: Api<DynamicObject> = Api::namespaced_with(client, namespace, &self.vmi_resource);
+        let read = async {
+            let vm = self.cluster.call("read VM", vms.get_opt(name)).await?;
+            let vmi = match vm {
+                Some(_) => self.cluster.call("read VMI", vmis.get_opt(name)).await?,
+                None => None,
+            };
+            Ok::<_, super::CallError>((vm, vmi))
+        };
+        match read.await {
+            Ok(found) => Some(found),
+            Err(err) => {
+                tracing::warn!(cluster = %self.cluster.name, vm = name, error = %err,
+                               "could not confirm a VM absent from the watch");
+                None
+            }
         }
     }
 
