@@ -103,7 +103,11 @@ say "the platform catalog (as admin): examples/catalog.yaml"
 k admin apply -f examples/catalog.yaml
 k admin wait --for=jsonpath='{.status.phase}'=Ready vmnamespaces/team-a vmtemplates/fedora instancesizes/small clusters.shepherd.kv-shepherd.io/target-1 --timeout=30s >/dev/null
 k admin wait --for=condition=CredentialsReady clusters.shepherd.kv-shepherd.io/target-1 --timeout=30s >/dev/null
+# The cluster_probe job reads target-1 (KubeVirt, nodes, storage classes): only a Healthy
+# cluster takes VMs.
+k admin wait --for=condition=Healthy clusters.shepherd.kv-shepherd.io/target-1 --timeout=60s >/dev/null
 k admin get clusters.shepherd.kv-shepherd.io target-1 -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}){"\n"}{end}'
+k admin get clusters.shepherd.kv-shepherd.io
 
 say "alice creates a System and a Service: examples/shop.yaml"
 k alice apply -f examples/shop.yaml

@@ -167,6 +167,10 @@ struct RunArgs {
     /// least the job timeout).
     #[arg(long, env = "SHEPHERD_JOB_RESCUE_AFTER_SECONDS", default_value = "900")]
     job_rescue_after_seconds: u64,
+    /// How often every target cluster is probed (health, KubeVirt version, capabilities),
+    /// in seconds; a changed Cluster or kubeconfig Secret is probed at once.
+    #[arg(long, env = "SHEPHERD_PROBE_INTERVAL_SECONDS", default_value = "60", value_parser = clap::value_parser!(u64).range(5..))]
+    probe_interval_seconds: u64,
     /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`).
     #[arg(
         long,
@@ -441,6 +445,7 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
                 job_timeout,
                 rescue_after: std::time::Duration::from_secs(args.job_rescue_after_seconds)
                     .max(job_timeout),
+                probe_interval: std::time::Duration::from_secs(args.probe_interval_seconds),
                 ..Default::default()
             }
         }),

@@ -12,7 +12,8 @@ use crate::db::audit::AuditEntry;
 use crate::db::catalog::{ClusterFields, InstanceSizeFields};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 /// Returns true when the row changed.
 pub async fn register_namespace(
@@ -183,4 +184,122 @@ pub async fn register_template(
     .await?;
     tx.commit().await?;
     Ok(version)
+}
+
+/// The catalog kinds whose deletion is mirrored (soft delete) and guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    Cluster,
+    VmNamespace,
+    InstanceSize,
+    VmTemplate,
+}
+
+impl CatalogKind {
+    /// The Kubernetes kind's name.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "Cluster" => Self::Cluster,
+            "VmNamespace" => Self::VmNamespace,
+            "InstanceSize" => Self::InstanceSize,
+            "VmTemplate" => Self::VmTemplate,
+            _ => return None,
+        })
+    }
+
+    /// The audit row's object kind and action prefix.
+    fn audit_kind(self) -> &'static str {
+        match self {
+            Self::Cluster => "cluster",
+            Self::VmNamespace => "namespace",
+            Self::InstanceSize => "instance_size",
+            Self::VmTemplate => "template",
+        }
+    }
+}
+
+/// Refuses deleting a catalog object still in use, naming how much uses it: a Cluster or
+/// VmNamespace with live VMs, an InstanceSize or VmTemplate named by a pending ticket. The
+/// admission webhook's early answer; `remove` checks again under the row lock.
+pub async fn check_removal(
+    conn: &mut PgConnection,
+    kind: CatalogKind,
+    name: &str,
+) -> Result<(), AppError> {
+    let id = match kind {
+        CatalogKind::Cluster => db::catalog::live_cluster(conn, name).await?.map(|c| c.id),
+        CatalogKind::VmNamespace => db::services::live_namespace(conn, name)
+            .await?
+            .map(|n| n.id),
+        CatalogKind::InstanceSize | CatalogKind::VmTemplate => None,
+    };
+    in_use(conn, kind, name, id).await
+}
+
+/// The refusal when something uses the object; `id` is the Cluster's or VmNamespace's row.
+async fn in_use(
+    conn: &mut PgConnection,
+    kind: CatalogKind,
+    name: &str,
+    id: Option<Uuid>,
+) -> Result<(), AppError> {
+    let (users, what) = match (kind, id) {
+        (CatalogKind::Cluster, Some(id)) => {
+            (db::catalog::cluster_live_vms(conn, id).await?, "live VMs")
+        }
+        (CatalogKind::VmNamespace, Some(id)) => {
+            (db::catalog::namespace_live_vms(conn, id).await?, "live VMs")
+        }
+        (CatalogKind::InstanceSize, _) => (
+            db::catalog::pending_tickets_naming(conn, "instanceSize", name).await?,
+            "pending tickets naming it",
+        ),
+        (CatalogKind::VmTemplate, _) => (
+            db::catalog::pending_tickets_naming(conn, "template", name).await?,
+            "pending tickets naming it",
+        ),
+        (CatalogKind::Cluster | CatalogKind::VmNamespace, None) => return Ok(()),
+    };
+    if users == 0 {
+        return Ok(());
+    }
+    let hint = if kind == CatalogKind::Cluster {
+        "; set spec.enabled: false to stop new placements and keep its VMs managed"
+    } else {
+        ""
+    };
+    Err(AppError::Conflict(format!(
+        "{kind:?} {name:?} is in use: {users} {what}{hint}"
+    )))
+}
+
+/// Mirrors the deletion of a catalog object as a soft delete, unless it is in use. The
+/// UPDATE locks the row first (an approval placing VMs locks it too), and usage is counted
+/// after it in a statement of its own, so a concurrent approval cannot slip a VM in. A row
+/// already gone is fine.
+pub async fn remove(
+    pool: &PgPool,
+    actor: &str,
+    kind: CatalogKind,
+    name: &str,
+) -> Result<(), AppError> {
+    let mut tx = pool.begin().await?;
+    let id = match kind {
+        CatalogKind::Cluster => db::catalog::soft_delete_cluster(&mut tx, name).await?,
+        CatalogKind::VmNamespace => db::catalog::soft_delete_namespace(&mut tx, name).await?,
+        CatalogKind::InstanceSize => db::catalog::soft_delete_instance_size(&mut tx, name).await?,
+        CatalogKind::VmTemplate => db::catalog::soft_delete_template(&mut tx, name).await?,
+    };
+    let Some(id) = id else {
+        return Ok(());
+    };
+    in_use(&mut tx, kind, name, Some(id)).await?;
+    let action = format!("{}.delete", kind.audit_kind());
+    db::audit::append(
+        &mut tx,
+        &AuditEntry::new(&action, actor, kind.audit_kind(), id, name),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -23,3 +23,26 @@ pub struct ProvisionVm {
 pub struct OperateVm {
     pub ticket_id: Uuid,
 }
+
+/// Probe one cluster (`jobs::probe`): reachability, KubeVirt, capabilities. Inserted when a
+/// Cluster or its kubeconfig Secret changes; at most one waits or runs per cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "cluster_probe",
+    queue = "clusters",
+    max_attempts = 3,
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ProbeCluster {
+    pub cluster_id: Uuid,
+}
+
+/// Probe every live cluster: the periodic job the River leader inserts (`jobs::probe`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "cluster_probe_all",
+    queue = "clusters",
+    max_attempts = 1,
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ProbeClusters {}

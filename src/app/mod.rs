@@ -7,6 +7,7 @@ pub mod admission;
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
+pub mod cluster_probe;
 pub mod inventory;
 pub mod job_args;
 pub mod listings;

@@ -4,6 +4,7 @@
 //! semaphore and every call has a timeout. Kubeconfig contents never leave this module: errors name
 //! the Secret and the rule, never its data.
 
+pub mod probe;
 pub mod watch;
 
 /// KubeVirt's kinds, addressed dynamically (typed models only where a mapper needs them).
@@ -14,6 +15,13 @@ pub mod kubevirt {
         ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
             "virtualmachines",
+        )
+    }
+
+    pub fn kubevirt() -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("kubevirt.io", "v1", "KubeVirt"),
+            "kubevirts",
         )
     }
 

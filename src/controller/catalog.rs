@@ -2,13 +2,17 @@
 //! VmTemplate into the catalog. These objects carry no identity stamp: who may write them is
 //! decided by Kubernetes RBAC and the admission webhook's platform-permission check.
 
+use super::stamped::{removed, with_finalizer};
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
+use crate::app::catalog::CatalogKind;
+use crate::app::job_args::ProbeCluster;
 use crate::app::{AppError, catalog};
 use crate::crd::conditions::Condition;
 use crate::crd::phase::CatalogPhase;
 use crate::crd::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::db::catalog::ClusterAccess;
+use crate::domain::cluster_probe::Capabilities;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -92,6 +96,64 @@ where
     }
 }
 
+/// The four catalog kinds: mirrored while they exist; their deletion is a soft delete,
+/// held by the finalizer while something uses them.
+macro_rules! catalog_reconciler {
+    ($reconcile:ident, $apply:ident, $kind:ty, $catalog_kind:expr) => {
+        pub async fn $reconcile(
+            obj: Arc<$kind>,
+            ctx: Arc<Context>,
+        ) -> Result<Action, ReconcileError> {
+            let api: Api<$kind> = Api::all(ctx.client.clone());
+            with_finalizer(
+                &api,
+                obj,
+                |obj| $apply(obj, &ctx),
+                |obj| remove_from_catalog(&ctx, &api, obj, $catalog_kind),
+            )
+            .await
+        }
+    };
+}
+
+catalog_reconciler!(
+    reconcile_namespace,
+    apply_namespace,
+    VmNamespace,
+    CatalogKind::VmNamespace
+);
+catalog_reconciler!(
+    reconcile_cluster,
+    apply_cluster,
+    Cluster,
+    CatalogKind::Cluster
+);
+catalog_reconciler!(
+    reconcile_instance_size,
+    apply_instance_size,
+    InstanceSize,
+    CatalogKind::InstanceSize
+);
+catalog_reconciler!(
+    reconcile_template,
+    apply_template,
+    VmTemplate,
+    CatalogKind::VmTemplate
+);
+
+async fn remove_from_catalog<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: Arc<K>,
+    kind: CatalogKind,
+) -> Result<Action, ReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let removal = catalog::remove(&ctx.pool, CONTROLLER_ACTOR, kind, &obj.name_any()).await;
+    removed(ctx, api, obj.as_ref(), removal).await
+}
+
 fn uid<K: Resource>(obj: &K) -> Result<String, ReconcileError> {
     obj.meta()
         .uid
@@ -99,10 +161,7 @@ fn uid<K: Resource>(obj: &K) -> Result<String, ReconcileError> {
         .ok_or(ReconcileError::MissingField("metadata.uid"))
 }
 
-pub async fn reconcile_namespace(
-    obj: Arc<VmNamespace>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+async fn apply_namespace(obj: Arc<VmNamespace>, ctx: &Context) -> Result<Action, ReconcileError> {
     let result = catalog::register_namespace(
         &ctx.pool,
         CONTROLLER_ACTOR,
@@ -111,13 +170,10 @@ pub async fn reconcile_namespace(
         &uid(obj.as_ref())?,
     )
     .await;
-    report(&ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
+    report(ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
 }
 
-pub async fn reconcile_cluster(
-    obj: Arc<Cluster>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+async fn apply_cluster(obj: Arc<Cluster>, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = obj.name_any();
     let result = catalog::register_cluster(
         &ctx.pool,
@@ -127,18 +183,117 @@ pub async fn reconcile_cluster(
         &uid(obj.as_ref())?,
     )
     .await;
-    let (credentials, then) = match &result {
-        Ok(_) => credentials_condition(&ctx, obj.as_ref()).await?,
-        Err(_) => (Vec::new(), Action::await_change()),
-    };
+    if result.is_err() {
+        return report(ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await;
+    }
+    let (mut conditions, client_generation) = credentials_condition(ctx, obj.as_ref()).await?;
+    request_probe(ctx, obj.as_ref(), client_generation).await?;
+    let (probe_status, healthy) = probe_status(ctx, obj.as_ref()).await?;
+    conditions.extend(healthy);
     report_with(
-        &ctx,
+        ctx,
         obj.as_ref(),
-        result.map(|c| (c, json!({}))),
-        credentials,
-        then,
+        result.map(|c| (c, probe_status)),
+        conditions,
+        Action::requeue(CREDENTIALS_RECHECK),
     )
     .await
+}
+
+/// Asks for a probe at once when the Cluster's spec or its kubeconfig Secret (hence the
+/// client built from it) changed since this process last asked; the periodic probe covers
+/// the rest. River keeps at most one probe per cluster waiting.
+async fn request_probe(
+    ctx: &Context,
+    obj: &Cluster,
+    client_generation: Option<u64>,
+) -> Result<(), ReconcileError> {
+    let fingerprint = (obj.meta().generation, client_generation);
+    let name = obj.name_any();
+    if ctx
+        .probe_fingerprints
+        .lock()
+        .expect("probe fingerprints")
+        .get(&name)
+        == Some(&fingerprint)
+    {
+        return Ok(());
+    }
+    let id = {
+        let mut conn = ctx.pool.acquire().await.map_err(AppError::from)?;
+        crate::db::catalog::live_cluster(&mut conn, &name)
+            .await
+            .map_err(AppError::from)?
+            .map(|row| row.id)
+    };
+    if let Some(cluster_id) = id {
+        ctx.river
+            .insert(ProbeCluster { cluster_id })
+            .await
+            .map_err(AppError::from)?;
+        ctx.probe_fingerprints
+            .lock()
+            .expect("probe fingerprints")
+            .insert(name, fingerprint);
+    }
+    Ok(())
+}
+
+/// The probe's findings as status fields, and the `Healthy` condition. A changed KubeVirt
+/// version is announced with an Event.
+async fn probe_status(
+    ctx: &Context,
+    obj: &Cluster,
+) -> Result<(Value, Vec<Condition>), ReconcileError> {
+    let state = {
+        let mut conn = ctx.pool.acquire().await.map_err(AppError::from)?;
+        crate::db::catalog::probe_state(&mut conn, &obj.name_any())
+            .await
+            .map_err(AppError::from)?
+    };
+    let Some(state) = state else {
+        return Ok((json!({}), Vec::new()));
+    };
+    let generation = obj.meta().generation;
+    let capabilities: Capabilities =
+        serde_json::from_value(state.capabilities.clone()).unwrap_or_default();
+    let healthy = match state.health_reason.as_deref() {
+        Some(reason) => condition(
+            "Healthy",
+            state.health == "Healthy",
+            reason,
+            state.health_message.as_deref().unwrap_or_default(),
+            generation,
+        ),
+        None => condition(
+            "Healthy",
+            false,
+            "NotProbed",
+            "the cluster has not been probed yet",
+            generation,
+        ),
+    };
+    let shown = obj.status.as_ref().and_then(|s| s.kubevirt_version.clone());
+    if let (Some(before), Some(now)) = (&shown, &state.kubevirt_version)
+        && before != now
+    {
+        publish(
+            ctx,
+            obj,
+            false,
+            "KubeVirtVersionChanged",
+            format!("KubeVirt changed from {before} to {now}"),
+        )
+        .await;
+    }
+    let status = json!({
+        "health": state.health,
+        "kubevirtVersion": state.kubevirt_version,
+        "storageClasses": capabilities.storage_classes,
+        "capabilities": capabilities.summary(),
+        "lastProbeTime": state.health_changed_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    });
+    Ok((status, vec![healthy]))
 }
 
 /// `CredentialsReady`: whether a client can be built from the kubeconfig Secret the Cluster
@@ -148,7 +303,7 @@ pub async fn reconcile_cluster(
 async fn credentials_condition(
     ctx: &Context,
     obj: &Cluster,
-) -> Result<(Vec<Condition>, Action), ReconcileError> {
+) -> Result<(Vec<Condition>, Option<u64>), ReconcileError> {
     let generation = obj.meta().generation;
     let row = {
         let mut conn = ctx.pool.acquire().await.map_err(AppError::from)?;
@@ -157,7 +312,7 @@ async fn credentials_condition(
             .map_err(AppError::from)?
     };
     let Some(row) = row else {
-        return Ok((Vec::new(), Action::requeue(CREDENTIALS_RECHECK)));
+        return Ok((Vec::new(), None));
     };
     let secret = &obj.spec.kubeconfig_secret_ref;
     let access = ClusterAccess {
@@ -169,7 +324,7 @@ async fn credentials_condition(
         secret_key: secret.key.clone(),
     };
     Ok(match ctx.clusters.get(&access).await {
-        Ok(_) => (
+        Ok(target) => (
             vec![condition(
                 "CredentialsReady",
                 true,
@@ -180,7 +335,7 @@ async fn credentials_condition(
                 ),
                 generation,
             )],
-            Action::requeue(CREDENTIALS_RECHECK),
+            Some(target.generation),
         ),
         Err(err) => (
             vec![condition(
@@ -190,17 +345,17 @@ async fn credentials_condition(
                 &err.to_string(),
                 generation,
             )],
-            Action::requeue(CREDENTIALS_RECHECK),
+            None,
         ),
     })
 }
 
-/// How often a Cluster's credentials are looked at again.
+/// How often a Cluster's credentials (and the probe's findings) are looked at again.
 const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub async fn reconcile_instance_size(
+async fn apply_instance_size(
     obj: Arc<InstanceSize>,
-    ctx: Arc<Context>,
+    ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let result = catalog::register_instance_size(
         &ctx.pool,
@@ -210,13 +365,10 @@ pub async fn reconcile_instance_size(
         &uid(obj.as_ref())?,
     )
     .await;
-    report(&ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
+    report(ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
 }
 
-pub async fn reconcile_template(
-    obj: Arc<VmTemplate>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+async fn apply_template(obj: Arc<VmTemplate>, ctx: &Context) -> Result<Action, ReconcileError> {
     let previous = obj.status.as_ref().and_then(|s| s.current_version);
     let result = catalog::register_template(
         &ctx.pool,
@@ -227,7 +379,7 @@ pub async fn reconcile_template(
     )
     .await;
     report(
-        &ctx,
+        ctx,
         obj.as_ref(),
         result.map(|v| (previous != Some(v), json!({"currentVersion": v}))),
     )

@@ -39,6 +39,10 @@ pub const CONTROLLER_ACTOR: &str = "system:kubevirt-shepherd";
 /// How often accepted objects are looked at again to follow their tickets.
 pub const RESYNC: Duration = Duration::from_secs(60);
 
+/// A Cluster's generation and the generation of the client built from its Secret: when
+/// either moves, the cluster is probed again at once.
+pub(crate) type ProbeFingerprint = (Option<i64>, Option<u64>);
+
 pub struct Context {
     pub client: Client,
     pub pool: PgPool,
@@ -49,6 +53,8 @@ pub struct Context {
     /// Clients of the target clusters (credentials checks, status watchers).
     pub clusters: Arc<ClusterClients>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Per Cluster, what it looked like when a probe was last asked for.
+    pub(crate) probe_fingerprints: Mutex<HashMap<String, ProbeFingerprint>>,
 }
 
 impl Context {
@@ -72,6 +78,7 @@ impl Context {
             identity_key,
             clusters,
             failures: Mutex::new(HashMap::new()),
+            probe_fingerprints: Mutex::new(HashMap::new()),
         }
     }
 

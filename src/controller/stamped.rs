@@ -1,16 +1,20 @@
-//! What every reconciler of a kind the webhook stamps (System, Service, VmRequest,
-//! VmOperation) does around its own work, in one place: the finalizer that holds deletion
-//! until PostgreSQL agrees, and the preamble that never trusts the webhook ran (a generation
-//! already denied stays denied; the identity stamp must verify).
+//! What reconcilers do around their own work, in one place: the finalizer that holds
+//! deletion until PostgreSQL agrees (every kind that mirrors a row), the answer to a refused
+//! deletion, and, for the kinds the webhook stamps (System, Service, VmRequest,
+//! VmOperation), the preamble that never trusts the webhook ran (a generation already denied
+//! stays denied; the identity stamp must verify).
 
-use super::status::{denied_for_generation, deny};
+use super::status::{condition, denied_for_generation, deny, patch_status, publish};
 use super::{Context, FINALIZER, ReconcileError, verified_caller};
+use crate::app::AppError;
 use crate::app::access::Caller;
+use crate::crd::phase::RegistrationPhase;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -79,5 +83,31 @@ where
             deny(ctx, api, obj, "UnverifiedIdentity", &err.to_string()).await?;
             Ok(None)
         }
+    }
+}
+
+/// Deletion: released once the row is gone; a refusal (still in use) keeps the finalizer,
+/// says why in status (phase `DeletionBlocked`, spelled alike for registrations and catalog
+/// objects) and with a Warning Event, and retries with backoff.
+pub(crate) async fn removed<K: Reconciled>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    result: Result<(), AppError>,
+) -> Result<Action, ReconcileError> {
+    match result {
+        Ok(()) => Ok(Action::await_change()),
+        Err(err @ AppError::Conflict(_)) => {
+            let generation = obj.meta().generation;
+            let message = err.to_string();
+            patch_status(api, obj, json!({
+                "phase": RegistrationPhase::DeletionBlocked,
+                "conditions": [condition("Ready", false, "DeletionBlocked", &message, generation)],
+            }))
+            .await?;
+            publish(ctx, obj, true, "DeletionBlocked", message).await;
+            Err(err.into())
+        }
+        Err(err) => Err(err.into()),
     }
 }

@@ -1,7 +1,7 @@
 //! System and Service reconcilers: mirror into PostgreSQL (creator becomes owner), and hold
 //! deletion with a finalizer until the database agrees (no live children).
 
-use super::stamped::{Reconciled, uid_of, verified_requester, with_finalizer};
+use super::stamped::{Reconciled, removed, uid_of, verified_requester, with_finalizer};
 use super::status::{condition, denial_reason, deny, patch_status, publish, wait_for_reference};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::AppError;
@@ -169,30 +169,5 @@ async fn refused<K: Reconciled>(
     match denial_reason(&err) {
         Some(reason) => denied(ctx, api, obj, reason, &err.to_string()).await,
         None => Err(err.into()),
-    }
-}
-
-/// Deletion: released once the row is gone; a refusal (live children) keeps the finalizer,
-/// says why in status, and retries with backoff.
-async fn removed<K: Reconciled>(
-    ctx: &Context,
-    api: &Api<K>,
-    obj: &K,
-    result: Result<(), AppError>,
-) -> Result<Action, ReconcileError> {
-    match result {
-        Ok(()) => Ok(Action::await_change()),
-        Err(err @ AppError::Conflict(_)) => {
-            let generation = obj.meta().generation;
-            let message = err.to_string();
-            patch_status(api, obj, json!({
-                "phase": RegistrationPhase::DeletionBlocked,
-                "conditions": [condition("Ready", false, "DeletionBlocked", &message, generation)],
-            }))
-            .await?;
-            publish(ctx, obj, true, "DeletionBlocked", message).await;
-            Err(err.into())
-        }
-        Err(err) => Err(err.into()),
     }
 }

@@ -308,6 +308,34 @@ pub async fn cluster_candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<Clu
     .await
 }
 
+/// One live cluster as placement looks at it, its row locked until the transaction ends.
+/// Two statements: under READ COMMITTED a statement that waited for the lock still reads
+/// the rest (the VM count) as of when it started, so the count is read after the lock.
+pub async fn lock_cluster_candidate(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<ClusterCandidate>> {
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM clusters WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_as!(
+        ClusterCandidate,
+        r#"SELECT c.id, c.name, c.environment, c.enabled, c.health, c.scheduling_weight, c.max_vms,
+                  (SELECT count(*) FROM vms v WHERE v.cluster_id = c.id AND v.deleted_at IS NULL) AS "live_vms!",
+                  c.capabilities, c.default_storage_class
+           FROM clusters c WHERE c.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Where a cluster's credentials are: the kubeconfig Secret it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterAccess {
@@ -343,5 +371,187 @@ pub async fn live_cluster_access(conn: &mut PgConnection) -> sqlx::Result<Vec<Cl
            FROM clusters WHERE deleted_at IS NULL ORDER BY name"#
     )
     .fetch_all(conn)
+    .await
+}
+
+/// What the last probe recorded of a live cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeState {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: String,
+    pub health: String,
+    pub health_reason: Option<String>,
+    pub health_message: Option<String>,
+    pub kubevirt_version: Option<String>,
+    pub capabilities: Value,
+    /// When health, reason, message, version or capabilities last changed.
+    pub health_changed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A live cluster's probe state, its row locked until the transaction ends.
+pub async fn lock_probe_state(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<ProbeState>> {
+    sqlx::query_as!(
+        ProbeState,
+        r#"SELECT id, name, environment, health, health_reason, health_message, kubevirt_version,
+                  capabilities, health_changed_at
+           FROM clusters WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A live cluster's probe state by name, for its status.
+pub async fn probe_state(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<ProbeState>> {
+    sqlx::query_as!(
+        ProbeState,
+        r#"SELECT id, name, environment, health, health_reason, health_message, kubevirt_version,
+                  capabilities, health_changed_at
+           FROM clusters WHERE name = $1 AND deleted_at IS NULL"#,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A probe's findings for one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRecord<'a> {
+    pub health: &'a str,
+    pub reason: &'a str,
+    pub message: &'a str,
+    pub kubevirt_version: Option<&'a str>,
+    pub capabilities: &'a Value,
+    pub storage_classes: &'a [String],
+}
+
+/// Records a probe: `last_probe_at` always, the findings, and `health_changed_at` when
+/// `changed` (the caller compared with the locked state).
+pub async fn record_probe(
+    conn: &mut PgConnection,
+    id: Uuid,
+    probe: &ProbeRecord<'_>,
+    changed: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE clusters SET health = $2, health_reason = $3, health_message = $4,
+                kubevirt_version = $5, capabilities = $6, storage_classes = $7,
+                last_probe_at = now(),
+                health_changed_at = CASE WHEN $8 THEN now() ELSE health_changed_at END
+         WHERE id = $1",
+        id,
+        probe.health,
+        probe.reason,
+        probe.message,
+        probe.kubevirt_version,
+        probe.capabilities,
+        probe.storage_classes,
+        changed
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ids of every live cluster, by name.
+pub async fn live_cluster_ids(conn: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM clusters WHERE deleted_at IS NULL ORDER BY name")
+        .fetch_all(conn)
+        .await
+}
+
+/// Live VMs placed on cluster `id`.
+pub async fn cluster_live_vms(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vms WHERE cluster_id = $1 AND deleted_at IS NULL"#,
+        id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Live VMs in target namespace `id`.
+pub async fn namespace_live_vms(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM vms WHERE namespace_id = $1 AND deleted_at IS NULL"#,
+        id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Pending tickets whose request names `value` under `key` (`instanceSize`, `template`).
+pub async fn pending_tickets_naming(
+    conn: &mut PgConnection,
+    key: &str,
+    value: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM tickets
+           WHERE status = 'PendingApproval' AND request ->> $1 = $2"#,
+        key,
+        value
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Soft-deletes the live cluster `name` (locking its row first); its id, or None.
+pub async fn soft_delete_cluster(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE clusters SET status = 'Deleted', deleted_at = now(), updated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Soft-deletes the live target namespace `name`; its id, or None.
+pub async fn soft_delete_namespace(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE namespaces SET status = 'Deleted', deleted_at = now(), updated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Soft-deletes the live instance size `name`; its id, or None.
+pub async fn soft_delete_instance_size(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE instance_sizes SET status = 'Deleted', deleted_at = now(), updated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Soft-deletes the live template `name`; its id, or None.
+pub async fn soft_delete_template(
+    conn: &mut PgConnection,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE templates SET status = 'Deleted', deleted_at = now(), updated_at = now()
+         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+        name
+    )
+    .fetch_optional(conn)
     .await
 }

@@ -2,6 +2,7 @@
 //! here so that the API, the controller and the database layer agree on it.
 
 pub mod audit_chain;
+pub mod cluster_probe;
 pub mod environment;
 pub mod identity;
 pub mod names;

@@ -1,15 +1,10 @@
-//! Placement (docs/architecture.md#vms): the approver's cluster or the best eligible one. Eligible
-//! means the namespace's environment, enabled, not unhealthy, room left, and the devices the size
-//! needs. Best means highest scheduling weight, then fewest VMs, then name (deterministic).
+//! Placement (docs/architecture.md#vms): the approver's cluster or the best eligible one.
+//! Eligible means the namespace's environment, enabled, Healthy at its last probe (a cluster
+//! never probed is not), room left, and the devices the size needs. Best means highest scheduling weight, then fewest VMs, then name (deterministic).
 
 use super::Environment;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
+pub use super::cluster_probe::ClusterHealth as Health;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterFacts {
@@ -41,8 +36,10 @@ pub enum Ineligible {
     },
     #[error("cluster {0:?} is disabled")]
     Disabled(String),
-    #[error("cluster {0:?} is unhealthy")]
-    Unhealthy(String),
+    #[error("cluster {0:?} has not been probed yet: its health is unknown")]
+    NeverProbed(String),
+    #[error("cluster {cluster:?} is {health:?}, not Healthy")]
+    NotHealthy { cluster: String, health: Health },
     #[error("cluster {0:?} has scheduling weight 0")]
     ZeroWeight(String),
     #[error("cluster {cluster:?} has no GPU device {device:?}")]
@@ -103,8 +100,15 @@ pub fn check(
     if !cluster.enabled {
         return Err(Ineligible::Disabled(name()));
     }
-    if cluster.health == Health::Unhealthy {
-        return Err(Ineligible::Unhealthy(name()));
+    match cluster.health {
+        Health::Healthy => {}
+        Health::Unknown => return Err(Ineligible::NeverProbed(name())),
+        health => {
+            return Err(Ineligible::NotHealthy {
+                cluster: name(),
+                health,
+            });
+        }
     }
     if let Some(device) = needs
         .gpu_devices
@@ -187,7 +191,7 @@ mod tests {
             name: name.into(),
             environment: env,
             enabled: true,
-            health: Health::Unknown,
+            health: Health::Healthy,
             weight,
             max_vms: None,
             live_vms: live,
@@ -250,10 +254,24 @@ mod tests {
             ),
             (
                 ClusterFacts {
-                    health: Health::Unhealthy,
+                    health: Health::Unknown,
                     ..ok.clone()
                 },
-                "unhealthy",
+                "not been probed",
+            ),
+            (
+                ClusterFacts {
+                    health: Health::Degraded,
+                    ..ok.clone()
+                },
+                "is Degraded, not Healthy",
+            ),
+            (
+                ClusterFacts {
+                    health: Health::Unreachable,
+                    ..ok.clone()
+                },
+                "is Unreachable, not Healthy",
             ),
             (
                 ClusterFacts {

@@ -21,6 +21,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Label, Unit, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics::{gauge, histogram};
+
+use crate::domain::cluster_probe::ClusterHealth;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
@@ -42,7 +44,7 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// A scrape waits this long for the database before reporting it down.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The values of `clusters.health`.
-const CLUSTER_HEALTH_VALUES: [&str; 3] = ["Unknown", "Healthy", "Unhealthy"];
+const CLUSTER_HEALTH_VALUES: [ClusterHealth; 4] = ClusterHealth::ALL;
 /// The River job states counted in the queue depth.
 const QUEUED_STATES: [&str; 4] = ["available", "scheduled", "retryable", "running"];
 
@@ -276,7 +278,7 @@ async fn database_gauges(pool: &PgPool) -> sqlx::Result<BTreeMap<Series, f64>> {
                 out.insert((TICKETS_PENDING, vec![("environment", a)]), value);
             }
             "cluster_health" => {
-                for health in CLUSTER_HEALTH_VALUES {
+                for health in CLUSTER_HEALTH_VALUES.map(ClusterHealth::as_str) {
                     out.entry((
                         CLUSTER_HEALTH,
                         vec![("cluster", a.clone()), ("health", health.to_string())],

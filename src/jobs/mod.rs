@@ -1,10 +1,14 @@
 //! Durable work through River (docs/architecture.md#jobs). Jobs are inserted in the same
 //! transaction as the domain write that needs them and carry ids only; workers load the rest.
 
+pub mod probe;
 pub mod provision;
 
+use crate::app::job_args::{ProbeCluster, ProbeClusters};
 use crate::clusters::ClusterClients;
-use riverqueue::{MaintenanceConfig, QueueConfig, Workers};
+use riverqueue::{
+    IntervalSchedule, MaintenanceConfig, PeriodicJob, PeriodicJobOpts, QueueConfig, Workers,
+};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +17,12 @@ use std::time::Duration;
 pub const VM_QUEUE: &str = "vm_ops";
 /// The queue of day-2 operation jobs (no worker yet).
 pub const DAY2_QUEUE: &str = "vm_day2";
+/// The queue of cluster probes, apart so VM work never waits behind them (nor they behind it).
+pub const CLUSTER_QUEUE: &str = "clusters";
+/// Cluster probes worked at once by one process.
+const CLUSTER_QUEUE_CONCURRENCY: usize = 2;
+/// How often every cluster is probed, unless configured.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[error("building the River client: {0}")]
@@ -47,6 +57,8 @@ pub struct WorkerOptions {
     pub rescue_after: Duration,
     /// How long running jobs may finish when the process stops.
     pub shutdown_grace: Duration,
+    /// How often the River leader probes every cluster.
+    pub probe_interval: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -57,6 +69,7 @@ impl Default for WorkerOptions {
             job_timeout: provision::JOB_TIMEOUT,
             rescue_after: provision::JOB_TIMEOUT + Duration::from_secs(5 * 60),
             shutdown_grace: Duration::from_secs(30),
+            probe_interval: DEFAULT_PROBE_INTERVAL,
         }
     }
 }
@@ -71,15 +84,31 @@ pub fn worker_client(
     let mut workers = Workers::new();
     workers.add(provision::ProvisionWorker {
         pool: pool.clone(),
-        clusters,
+        clusters: clusters.clone(),
         job_timeout: opts.job_timeout,
     })?;
+    let prober = probe::ProbeWorker {
+        pool: pool.clone(),
+        clusters,
+    };
+    workers.add::<ProbeCluster, _>(prober.clone())?;
+    workers.add::<ProbeClusters, _>(prober)?;
+    // Every cluster is probed once when a process becomes River's leader, then each period.
+    let probe_all = PeriodicJob::with_options(
+        IntervalSchedule::new(opts.probe_interval)?,
+        || ProbeClusters {},
+        PeriodicJobOpts::new()
+            .with_id("cluster_probe_all")
+            .with_run_on_start(true),
+    );
     let maintenance = MaintenanceConfig::default()
         .with_rescue_after(opts.rescue_after)
         .with_rescuer_interval(opts.rescue_after.min(Duration::from_secs(30)));
     Ok(riverqueue::Client::builder(pool.clone())
         .workers(workers)
         .queue(VM_QUEUE, QueueConfig::new(opts.concurrency.max(1)))
+        .queue(CLUSTER_QUEUE, QueueConfig::new(CLUSTER_QUEUE_CONCURRENCY))
+        .periodic_job(probe_all)
         .job_timeout(opts.job_timeout)
         .soft_stop_timeout(opts.shutdown_grace)
         .maintenance(maintenance)

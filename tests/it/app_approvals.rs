@@ -291,3 +291,124 @@ async fn dedicated_cpu_needs_request_equal_to_limit(
         "a refused approval changes nothing"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_size_needing_a_gpu_no_cluster_offers_is_refused_with_the_reason(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    // The clusters were probed without GPUs; the size now needs one.
+    let size: shepherd::crd::instance_size::InstanceSizeSpec =
+        serde_json::from_value(serde_json::json!({
+        "cpu": {"cores": 2}, "memory": {"mib": 2048}, "disk": {"minGiB": 10, "maxGiB": 100},
+        "gpus": [{"name": "gpu1", "deviceName": "nvidia.com/TU104GL_Tesla_T4"}]}))
+        .unwrap();
+    catalog::register_instance_size(&t.pool, "admin", "small", &size, "uid-size")
+        .await
+        .unwrap();
+    let err = approve(
+        &t.pool,
+        &river(&t.pool),
+        &bob(),
+        ticket,
+        "x",
+        &Overrides::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Invalid { rule, .. }
+            if rule.contains("no cluster can take these VMs")
+                && rule.contains("has no GPU device \"nvidia.com/TU104GL_Tesla_T4\"")),
+        "{err}"
+    );
+    assert_eq!(count(&t.pool, "SELECT count(*) FROM vms").await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_storage_class_override_must_exist_on_the_cluster(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    let missing = Overrides {
+        cluster: Some("test-1".into()),
+        storage_class: Some("gold".into()),
+        ..Default::default()
+    };
+    let err = approve(&t.pool, &river(&t.pool), &bob(), ticket, "x", &missing)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppError::Invalid { field, rule }
+            if field == "overrides.storageClass"
+                && rule.contains("has no storage class \"gold\" (it has: fast, standard)")),
+        "{err}"
+    );
+    let offered = Overrides {
+        storage_class: Some("fast".into()),
+        ..missing
+    };
+    let approved = approve(&t.pool, &river(&t.pool), &bob(), ticket, "x", &offered)
+        .await
+        .unwrap();
+    assert_eq!(approved.vms.len(), 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_approvals_racing_for_the_last_slots_of_a_cluster_leave_one_winner(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let river = river(&t.pool);
+    let mut first = pending(&t.pool, 1).await;
+    let on_test_1 = Overrides {
+        cluster: Some("test-1".into()),
+        ..Default::default()
+    };
+    // Each round: two tickets that fit test-1 alone but not together.
+    for (round, (a, b)) in [(1, 2), (3, 4), (5, 6)].into_iter().enumerate() {
+        let ask = |count: i32| shepherd::app::requests::VmRequestInput {
+            count,
+            ..request(&format!("race-{count}"), "team-a")
+        };
+        if round > 0 {
+            first = submit_vm_request(&t.pool, &river, &alice(), &ask(a))
+                .await
+                .unwrap()
+                .ticket_id;
+        }
+        let second = submit_vm_request(&t.pool, &river, &alice(), &ask(b))
+            .await
+            .unwrap()
+            .ticket_id;
+        let before = count(&t.pool, "SELECT count(*) FROM vms WHERE deleted_at IS NULL").await;
+        sqlx::query("UPDATE clusters SET max_vms = $1 WHERE name = 'test-1'")
+            .bind((before + i64::from(b)) as i32)
+            .execute(&t.pool)
+            .await
+            .unwrap();
+        let approver = bob();
+        let (x, y) = tokio::join!(
+            approve(&t.pool, &river, &approver, first, "a", &on_test_1),
+            approve(&t.pool, &river, &approver, second, "b", &on_test_1),
+        );
+        let after = count(&t.pool, "SELECT count(*) FROM vms WHERE deleted_at IS NULL").await;
+        assert!(
+            after - before <= i64::from(b),
+            "round {round}: {} VMs added",
+            after - before
+        );
+        let (wins, refusals): (Vec<_>, Vec<_>) = [x, y].into_iter().partition(Result::is_ok);
+        assert_eq!(wins.len(), 1, "round {round}: {refusals:?}");
+        let refusal = refusals.into_iter().next().unwrap().unwrap_err();
+        assert!(
+            refusal.to_string().contains("at most"),
+            "round {round}: {refusal}"
+        );
+    }
+}

@@ -437,8 +437,8 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
         );
     }
 
-    // The database gauges: one pending test ticket, the clusters of `pending` (health
-    // Unknown until probed), the audit chain's size, no queued job yet.
+    // The database gauges: one pending test ticket, the clusters of `pending` (probed
+    // healthy), the audit chain's size, no queued job yet.
     assert_eq!(m.value("shepherd_database_up", &[]), 1.0);
     assert_eq!(
         m.value("shepherd_tickets_pending", &[("environment", "test")]),
@@ -450,18 +450,18 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
     );
     for cluster in ["test-1", "test-2", "prod-1"] {
         let c = ("cluster", cluster);
-        assert_eq!(
-            m.value("shepherd_cluster_health", &[c, ("health", "Unknown")]),
-            1.0
-        );
-        assert_eq!(
-            m.value("shepherd_cluster_health", &[c, ("health", "Healthy")]),
-            0.0
-        );
-        assert_eq!(
-            m.value("shepherd_cluster_health", &[c, ("health", "Unhealthy")]),
-            0.0
-        );
+        for (health, value) in [
+            ("Healthy", 1.0),
+            ("Unknown", 0.0),
+            ("Degraded", 0.0),
+            ("Unreachable", 0.0),
+        ] {
+            assert_eq!(
+                m.value("shepherd_cluster_health", &[c, ("health", health)]),
+                value,
+                "{cluster} {health}"
+            );
+        }
     }
     let audit_rows: i64 = sqlx::query_scalar("SELECT row_count FROM audit_chain_head")
         .fetch_one(&t.pool)

@@ -4,6 +4,7 @@
 use super::{AdmissionInput, AdmissionOperation as Operation, AdmissionPolicy, BoxFuture, Denial};
 use crate::app::AppError;
 use crate::app::access::{Caller, Check, authorize};
+use crate::app::catalog::{CatalogKind, check_removal};
 use crate::app::requests::{VmRequestInput, check_duplicate, validate_vm_request};
 use crate::app::systems::{
     check_service_creation, check_service_deletion, check_system_deletion, split_service_name,
@@ -228,6 +229,12 @@ impl ShepherdPolicy {
             // Updates of Systems, Services, VmRequests and VmOperations are status writes or
             // immutable specs (CEL); deleting a VmRequest or VmOperation cancels its ticket.
             _ => {}
+        }
+        // A catalog object in use cannot go: the refusal says by how much it is used.
+        if input.operation == Operation::Delete
+            && let Some(kind) = CatalogKind::from_kind(&input.kind)
+        {
+            check_removal(&mut conn, kind, &input.name).await?;
         }
         Ok(warnings)
     }

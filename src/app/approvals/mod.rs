@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 mod plan;
 
+use crate::domain::placement;
 pub use plan::Plan;
 use plan::plan;
 
@@ -207,6 +208,24 @@ pub(crate) async fn record_approval(
     }
 }
 
+/// Placement looked at the clusters without locks; the chosen cluster's row is locked now
+/// and the rules checked again, so two approvals racing for its last `maxVms` slots (or an
+/// approval racing a change of its environment or health) cannot both pass: the second
+/// waits for the first to commit and then sees its VMs.
+async fn recheck_under_lock(
+    tx: &mut PgConnection,
+    plan: &Plan,
+    env: Environment,
+) -> Result<(), AppError> {
+    let locked = db::catalog::lock_cluster_candidate(tx, plan.cluster.id)
+        .await?
+        .ok_or_else(|| {
+            AppError::Conflict(format!("cluster {:?} was deleted", plan.cluster.name))
+        })?;
+    placement::check(&plan::facts(&locked)?, env, &plan.needs)
+        .map_err(|e| AppError::Conflict(format!("placement changed meanwhile: {e}")))
+}
+
 /// Moves the ticket from pending to approved: the conditional UPDATE that serialises
 /// concurrent decisions (a concurrent decider waits on the row lock, then finds the ticket
 /// decided: false).
@@ -242,6 +261,7 @@ async fn record_create_approval(
     let ticket_id = ticket.id;
     let approver = decider.name();
     let plan = plan(tx, ticket, env, overrides).await?;
+    recheck_under_lock(tx, &plan, env).await?;
     if !mark_approved(tx, ticket_id, approver, reason).await? {
         return Ok(None);
     }

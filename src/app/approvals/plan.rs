@@ -8,7 +8,7 @@ use crate::db;
 use crate::db::catalog::{ClusterCandidate, InstanceSizeDetail, TemplateVersionRow};
 use crate::db::tickets::TicketDetail;
 use crate::domain::Environment;
-use crate::domain::placement::{self, ClusterFacts, Health, Needs};
+use crate::domain::placement::{self, ClusterFacts, Needs};
 use crate::domain::resources::{FinalResources, ResourceOverrides, SizeShape, final_resources};
 use crate::domain::ticket::Operation;
 use serde_json::Value;
@@ -18,6 +18,8 @@ use sqlx::PgConnection;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub eligible_clusters: Vec<String>,
+    /// What the VMs need of a cluster; checked again under the cluster's row lock.
+    pub needs: Needs,
     pub cluster: ClusterCandidate,
     pub template: TemplateVersionRow,
     pub size: InstanceSizeDetail,
@@ -33,18 +35,20 @@ pub(super) fn request_str<'a>(request: &'a Value, key: &str) -> Result<&'a str, 
         .ok_or_else(|| invalid("tickets.request", format!("{key} is missing")))
 }
 
+/// The strings of the probe's capability `key` (`clusters.capabilities`).
+fn strings(capabilities: &Value, key: &str) -> Vec<String> {
+    capabilities
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn facts(c: &ClusterCandidate) -> Result<ClusterFacts, AppError> {
-    let strings = |key: &str| -> Vec<String> {
-        c.capabilities
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     Ok(ClusterFacts {
         name: c.name.clone(),
         environment: c
@@ -52,16 +56,15 @@ pub(super) fn facts(c: &ClusterCandidate) -> Result<ClusterFacts, AppError> {
             .parse()
             .map_err(|e| invalid("clusters.environment", e))?,
         enabled: c.enabled,
-        health: match c.health.as_str() {
-            "Healthy" => Health::Healthy,
-            "Unhealthy" => Health::Unhealthy,
-            _ => Health::Unknown,
-        },
+        health: c
+            .health
+            .parse()
+            .map_err(|e| invalid("clusters.health", e))?,
         weight: c.scheduling_weight,
         max_vms: c.max_vms.map(i64::from),
         live_vms: c.live_vms,
-        gpu_devices: strings("gpus"),
-        hugepage_sizes: strings("hugepages"),
+        gpu_devices: strings(&c.capabilities, "gpus"),
+        hugepage_sizes: strings(&c.capabilities, "hugepages"),
     })
 }
 
@@ -131,7 +134,7 @@ pub(super) async fn plan(
         memory_request_mib: overrides.memory_request_mib,
         memory_limit_mib: overrides.memory_limit_mib,
     };
-    let (resources, mut warnings) = final_resources(&shape, &resource_overrides, disk, env)
+    let (resources, warnings) = final_resources(&shape, &resource_overrides, disk, env)
         .map_err(|e| invalid("overrides", e))?;
     let candidates = db::catalog::cluster_candidates(conn).await?;
     let all_facts = candidates
@@ -166,11 +169,22 @@ pub(super) async fn plan(
         .into_iter()
         .find(|c| c.name == chosen.name)
         .expect("chosen from candidates");
-    if chosen.health == Health::Unknown {
-        warnings.push(format!(
-            "cluster {:?} has not been probed yet; its health is unknown",
-            cluster.name
-        ));
+    if let Some(class) = &overrides.storage_class {
+        let offered = strings(&cluster.capabilities, "storageClasses");
+        if !offered.contains(class) {
+            return Err(invalid(
+                "overrides.storageClass",
+                format!(
+                    "cluster {:?} has no storage class {class:?} (it has: {})",
+                    cluster.name,
+                    if offered.is_empty() {
+                        "none".to_string()
+                    } else {
+                        offered.join(", ")
+                    }
+                ),
+            ));
+        }
     }
     let storage_class = overrides
         .storage_class
@@ -178,6 +192,7 @@ pub(super) async fn plan(
         .or_else(|| cluster.default_storage_class.clone());
     Ok(Plan {
         eligible_clusters,
+        needs,
         cluster,
         template,
         size,

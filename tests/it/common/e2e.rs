@@ -41,6 +41,8 @@ pub struct Env {
     pub targets: Vec<SimCluster>,
     /// Whether the in-process shepherd works River jobs (set before `start_shepherd`).
     pub workers: bool,
+    /// How often the workers probe every cluster (set before `start_shepherd`).
+    pub probe_interval: Duration,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
     ca_pem: String,
@@ -100,6 +102,13 @@ async fn bind(db: &TestDb, subject: Subject, role: &str, envs: &[&str]) {
 /// Users: alice (requester, test), carol (requester, test and prod), bob (approver),
 /// admin (platform admin, bootstrap).
 pub async fn start(db: TestDb) -> Env {
+    start_with(db, true).await
+}
+
+/// `start`, choosing whether the process works River jobs (provisioning, cluster probes).
+/// Without workers nothing probes the clusters: tests that approve mark them probed
+/// healthy (`common::probed_healthy`).
+pub async fn start_with(db: TestDb, workers: bool) -> Env {
     // RUST_LOG=shepherd=debug shows what the controller and webhook do.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -143,7 +152,8 @@ pub async fn start(db: TestDb) -> Env {
         db,
         sim,
         targets: Vec::new(),
-        workers: true,
+        workers,
+        probe_interval: shepherd::jobs::DEFAULT_PROBE_INTERVAL,
         dir,
         running: None,
         ca_pem: ca.ca_pem().to_string(),
@@ -190,7 +200,10 @@ impl Env {
             health_addr: Some("127.0.0.1:0".parse().unwrap()),
             controllers,
             lease,
-            workers: self.workers.then(worker_options),
+            workers: self.workers.then(|| WorkerOptions {
+                probe_interval: self.probe_interval,
+                ..worker_options()
+            }),
             cluster_write_concurrency: 5,
         };
         let client = self.sim.kube_client("admin").unwrap();
@@ -208,13 +221,39 @@ impl Env {
     /// Starts a target cluster with simulated KubeVirt, stores its admin kubeconfig in the
     /// Secret `kubevirt-shepherd/<name>-kubeconfig` of the management cluster (unless
     /// `with_secret` is false) and registers it as a `Cluster` of `environment`; returns once
-    /// the Cluster is mirrored.
+    /// the Cluster is mirrored and, with workers, probed (Healthy, or Unreachable without
+    /// its Secret). Without workers nothing probes: it is recorded as probed healthy.
     pub async fn add_target(&mut self, name: &str, environment: &str, with_secret: bool) {
-        let target = SimCluster::start(ClusterConfig::target(name))
-            .await
-            .unwrap();
+        self.add_target_with(ClusterConfig::target(name), environment, with_secret)
+            .await;
+        if self.workers {
+            // Placement takes only Healthy clusters.
+            let health = if with_secret {
+                "Healthy"
+            } else {
+                "Unreachable"
+            };
+            self.wait_for("clusters.shepherd.kv-shepherd.io", None, name, |o| {
+                o.pointer("/status/health") == Some(&json!(health))
+            })
+            .await;
+        } else {
+            crate::common::probed_healthy(&self.db.pool, name).await;
+        }
+    }
+
+    /// `add_target` for a cluster of any configuration (e.g. without KubeVirt); returns once
+    /// the Cluster is mirrored, without waiting for a probe.
+    pub async fn add_target_with(
+        &mut self,
+        config: ClusterConfig,
+        environment: &str,
+        with_secret: bool,
+    ) {
+        let target = SimCluster::start(config).await.unwrap();
+        let name = target.name().to_string();
         if with_secret {
-            self.put_kubeconfig_secret(name, &target.kubeconfig_yaml("admin").unwrap())
+            self.put_kubeconfig_secret(&name, &target.kubeconfig_yaml("admin").unwrap())
                 .await;
         }
         self.targets.push(target);
@@ -224,7 +263,7 @@ impl Env {
         );
         self.kubectl_ok("admin", &["apply", "-f", "-"], Some(&cluster))
             .await;
-        self.wait_for("clusters.shepherd.kv-shepherd.io", None, name, |o| {
+        self.wait_for("clusters.shepherd.kv-shepherd.io", None, &name, |o| {
             o.pointer("/status/phase") == Some(&json!("Ready"))
         })
         .await;

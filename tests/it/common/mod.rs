@@ -175,3 +175,35 @@ pub fn plugin_binary() -> std::path::PathBuf {
         })
         .clone()
 }
+
+/// Records for cluster `name` what a probe of a healthy KubeVirt cluster finds (as the
+/// `cluster_probe` job would): for tests whose clusters have no reachable target, where
+/// placement needs a Healthy cluster. The probe itself is tested end to end elsewhere.
+pub async fn probed_healthy(pool: &PgPool, name: &str) {
+    use shepherd::domain::cluster_probe::{KubeVirtFacts, ProbeFacts, assess};
+    let allocatable = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let facts = ProbeFacts {
+        kubevirt: Some(KubeVirtFacts {
+            phase: Some("Deployed".into()),
+            version: Some("v1.5.2".into()),
+            feature_gates: vec!["Snapshot".into(), "LiveMigration".into()],
+        }),
+        nodes: vec![allocatable(&[("cpu", "32"), ("memory", "128Gi")])],
+        storage_classes: vec![("standard".into(), true), ("fast".into(), false)],
+    };
+    let id: Uuid =
+        sqlx::query_scalar("SELECT id FROM clusters WHERE name = $1 AND deleted_at IS NULL")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("cluster {name} is not mirrored: {e}"));
+    shepherd::app::cluster_probe::record(pool, id, &assess(Ok(facts)))
+        .await
+        .unwrap()
+        .expect("the cluster is live");
+}

@@ -128,6 +128,7 @@ pub async fn clusters(pool: &PgPool) {
         catalog::register_cluster(pool, "admin", name, &spec, &format!("uid-{name}"))
             .await
             .unwrap();
+        crate::common::probed_healthy(pool, name).await;
     }
 }
 

@@ -2,6 +2,7 @@
 //! throttling clusters, cut watches, a process killed mid-job, the last failed attempt.
 
 use super::*;
+use crate::common::e2e::start_with;
 
 #[sqlx::test(migrations = false)]
 async fn a_foreign_vm_with_the_same_name_is_never_overwritten(
@@ -68,7 +69,9 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
     opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let mut env = start(setup(opts, connect).await).await;
+    // No workers at first: nothing probes, so the cluster is recorded as probed healthy and
+    // the request can be approved onto it while its Secret is still missing.
+    let mut env = start_with(setup(opts, connect).await, false).await;
     env.add_target("target-1", "test", false).await;
     let cluster = env
         .wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
@@ -86,7 +89,9 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
     );
     env.apply_shop().await;
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
-    wait_phase(&env, "r1", &["Approved", "Executing"], 30).await;
+    wait_phase(&env, "r1", &["Approved"], 30).await;
+    env.workers = true;
+    env.start_shepherd("replica-2").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, error): (String, Option<String>) =
         sqlx::query_as("SELECT status, last_error FROM vms")
@@ -107,11 +112,24 @@ async fn a_missing_kubeconfig_secret_shows_on_the_cluster_and_jobs_wait_for_it(
         "{job:?}"
     );
     assert!(vms_on(&env, "target-1").await.is_empty());
+    // The probe the new process ran found the cluster unreachable, for the same reason.
+    let cluster = env
+        .wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
+            o.pointer("/status/health") == Some(&json!("Unreachable"))
+        })
+        .await;
+    let healthy = condition(&cluster, "Healthy").unwrap();
+    assert_eq!(
+        (healthy["status"].as_str(), healthy["reason"].as_str()),
+        (Some("False"), Some("SecretMissing")),
+        "{healthy}"
+    );
 
     let kubeconfig = env.target("target-1").kubeconfig_yaml("admin").unwrap();
     env.put_kubeconfig_secret("target-1", &kubeconfig).await;
     env.wait_for("clusters.shepherd.kv-shepherd.io", None, "target-1", |o| {
         condition(o, "CredentialsReady").is_some_and(|c| c["status"] == "True")
+            && o.pointer("/status/health") == Some(&json!("Healthy"))
     })
     .await;
     let done = settled(&env, "r1").await;
@@ -370,11 +388,12 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
     let revisions = count(&env.db.pool, "SELECT count(*) FROM vm_revisions").await;
     let restarted = std::fs::read_to_string(env.dir.path().join("restarted.log")).unwrap();
     let crashed = std::fs::read_to_string(env.dir.path().join("crashing.log")).unwrap();
-    let job: (String, i16, Value) =
-        sqlx::query_as("SELECT state::text, attempt, to_jsonb(errors) FROM river_job")
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
+    let job: (String, i16, Value) = sqlx::query_as(
+        "SELECT state::text, attempt, to_jsonb(errors) FROM river_job WHERE kind = 'vm_provision'",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
     assert_eq!(
         revisions, 1,
         "{job:?}\n--crashed--\n{crashed}\n--restarted--\n{restarted}"

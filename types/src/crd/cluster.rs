@@ -81,7 +81,8 @@ pub struct ClusterStatus {
     /// Ready once mirrored into the catalog; Error when refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<crate::crd::phase::CatalogPhase>,
-    /// Unknown, Healthy or Unhealthy.
+    /// The last probe's verdict: Unknown (never probed), Healthy, Degraded (KubeVirt missing
+    /// or not deployed) or Unreachable; the `Healthy` condition says why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +92,8 @@ pub struct ClusterStatus {
     /// Detected capabilities, e.g. GPU device names and hugepage sizes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// When the probe that found the current health, version and capabilities ran (probes
+    /// that find nothing new do not move it, so an idle cluster's status is not rewritten).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,8 @@ pub enum CatalogPhase {
     /// Mirrored into the platform catalog.
     Ready,
     Error,
+    /// Deletion waits until nothing uses it (live VMs, pending tickets).
+    DeletionBlocked,
 }
 
 /// Approval.
@@ -51,6 +53,14 @@ pub enum RequestPhase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletion_blocked_is_spelled_alike_for_registrations_and_catalog_objects() {
+        assert_eq!(
+            serde_json::to_value(RegistrationPhase::DeletionBlocked).unwrap(),
+            serde_json::to_value(CatalogPhase::DeletionBlocked).unwrap()
+        );
+    }
 
     #[test]
     fn denied_and_pending_are_spelled_alike_for_registrations_and_requests() {
