@@ -171,6 +171,17 @@ struct RunArgs {
     /// in seconds; a changed Cluster or kubeconfig Secret is probed at once.
     #[arg(long, env = "SHEPHERD_PROBE_INTERVAL_SECONDS", default_value = "60", value_parser = clap::value_parser!(u64).range(5..))]
     probe_interval_seconds: u64,
+    /// How often every target cluster is scanned for VMs missing behind our back, orphans
+    /// and drift, in seconds.
+    #[arg(long, env = "SHEPHERD_DRIFT_SCAN_INTERVAL_SECONDS", default_value = "600", value_parser = clap::value_parser!(u64).range(5..))]
+    drift_scan_interval_seconds: u64,
+    /// How long finished River jobs are kept, in hours (discarded ones seven times as long).
+    /// Audit rows are never deleted.
+    #[arg(long, env = "SHEPHERD_JOB_RETENTION_HOURS", default_value = "24", value_parser = clap::value_parser!(u64).range(1..))]
+    job_retention_hours: u64,
+    /// How long domain events are kept, in days (at least 7). Audit rows are never deleted.
+    #[arg(long, env = "SHEPHERD_EVENT_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(i32).range(7..))]
+    event_retention_days: i32,
     /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`).
     #[arg(
         long,
@@ -446,6 +457,9 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
                 rescue_after: std::time::Duration::from_secs(args.job_rescue_after_seconds)
                     .max(job_timeout),
                 probe_interval: std::time::Duration::from_secs(args.probe_interval_seconds),
+                drift_interval: std::time::Duration::from_secs(args.drift_scan_interval_seconds),
+                job_retention: std::time::Duration::from_secs(args.job_retention_hours * 3600),
+                event_retention_days: args.event_retention_days,
                 ..Default::default()
             }
         }),

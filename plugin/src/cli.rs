@@ -103,6 +103,9 @@ pub enum Command {
         #[arg(long)]
         status: Option<String>,
     },
+    /// VMs with the platform's label that no VM record knows, as the clusters' drift scans
+    /// found them (needs cluster:manage).
+    Orphans,
     /// Audit records (needs audit:read).
     Audit {
         #[arg(long)]

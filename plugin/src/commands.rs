@@ -8,8 +8,8 @@ use crate::output::print_structured;
 use crate::views;
 use chrono::Utc;
 use shepherd_types::api::{
-    ApproveRequest, AuditPage, Preview, PreviewRequest, ReasonRequest, Ticket, TicketPage, VmPage,
-    Whoami, paths,
+    ApproveRequest, AuditPage, Orphan, Preview, PreviewRequest, ReasonRequest, Ticket, TicketPage,
+    VmPage, Whoami, paths,
 };
 use uuid::Uuid;
 
@@ -136,6 +136,16 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     eprintln!("No VMs.");
                 } else {
                     print!("{}", views::vms(&vms, now));
+                }
+            }
+        }
+        Command::Orphans => {
+            let orphans: Vec<Orphan> = api.get(paths::ORPHANS).await?;
+            if !print_structured(out, &orphans)? {
+                if orphans.is_empty() {
+                    eprintln!("No orphaned VMs.");
+                } else {
+                    print!("{}", views::orphans(&orphans, now));
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use crate::output::{age, dash, table};
 use chrono::{DateTime, Utc};
-use shepherd_types::api::{AuditRecord, Preview, Ticket, Vm, Whoami};
+use shepherd_types::api::{AuditRecord, Orphan, Preview, Ticket, Vm, Whoami};
 
 /// `whoami`: the user, its groups, its bindings and its resource roles.
 pub fn whoami(me: &Whoami) -> String {
@@ -190,6 +190,22 @@ pub fn audit(records: &[AuditRecord]) -> String {
         })
         .collect();
     table(&["ID", "TIME", "ACTION", "ACTOR", "RESOURCE", "ENV"], &rows)
+}
+
+pub fn orphans(orphans: &[Orphan], now: DateTime<Utc>) -> String {
+    let rows: Vec<Vec<String>> = orphans
+        .iter()
+        .map(|o| {
+            vec![
+                o.cluster.clone(),
+                o.environment.clone(),
+                o.namespace.clone(),
+                o.name.clone(),
+                age(o.first_seen_at, now),
+            ]
+        })
+        .collect();
+    table(&["CLUSTER", "ENV", "NAMESPACE", "NAME", "SEEN"], &rows)
 }
 
 #[cfg(test)]

@@ -46,3 +46,28 @@ pub struct ProbeCluster {
     unique(by_args, by_state(available, pending, running, scheduled, retryable))
 )]
 pub struct ProbeClusters {}
+
+/// Compare every live cluster's managed VMs with the rows placed on it (`jobs::drift`):
+/// the periodic job the River leader inserts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "drift_scan",
+    queue = "clusters",
+    max_attempts = 1,
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ScanDrift {}
+
+/// Delete domain events past their retention (`jobs::retention`): the periodic job the
+/// River leader inserts. Audit rows are never deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "prune_events",
+    queue = "clusters",
+    max_attempts = 1,
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct PruneEvents {
+    /// Events older than this many days go.
+    pub retention_days: i32,
+}

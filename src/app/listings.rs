@@ -8,6 +8,7 @@ use super::AppError;
 use super::access::{Caller, Check, SystemRef, Viewer};
 use crate::db;
 use crate::db::audit::{AuditFilter, AuditRow};
+use crate::db::catalog::OrphanRow;
 use crate::db::rbac::BindingListRow;
 use crate::db::services::InventoryRow;
 use crate::db::tickets::{TicketFilter, TicketListRow};
@@ -333,4 +334,17 @@ pub async fn role_bindings(
         |b| (b.created_at, b.id),
     )
     .await
+}
+
+/// VMs with the platform's label that no VM record knows, per cluster (the drift scans'
+/// findings): for callers allowed `cluster:manage`.
+pub async fn orphans(pool: &PgPool, caller: &Caller) -> Result<Vec<OrphanRow>, AppError> {
+    let mut conn = pool.acquire().await?;
+    Viewer::load(&mut conn, caller).await?.check(&Check {
+        permission: Permission::ClusterManage,
+        action: "list orphaned VMs of the clusters",
+        system: None,
+        environment: None,
+    })?;
+    Ok(db::catalog::orphans(&mut conn).await?)
 }

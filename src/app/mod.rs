@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod cluster_probe;
+pub mod drift;
 pub mod inventory;
 pub mod job_args;
 pub mod listings;

@@ -4,6 +4,7 @@
 //! semaphore and every call has a timeout. Kubeconfig contents never leave this module: errors name
 //! the Secret and the rule, never its data.
 
+pub mod drift;
 pub mod probe;
 pub mod watch;
 

@@ -7,6 +7,7 @@
 use super::{ClusterClients, TargetCluster, kubevirt};
 use crate::app::provisioning::record_observation;
 use crate::db;
+use crate::domain::drift::{expected_on_cluster, suspect};
 use crate::domain::render::{TICKET_LABEL, managed_selector};
 use crate::domain::vm_state::observe;
 use futures::StreamExt;
@@ -184,26 +185,40 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn recompute(&self, namespace: &str, name: &str) {
-        let cached = |store: &Store<DynamicObject>, resource: &ApiResource| {
+    /// The VM and its VMI as the watch stores hold them.
+    fn cached(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> (Option<DynamicObject>, Option<DynamicObject>) {
+        let get = |store: &Store<DynamicObject>, resource: &ApiResource| {
             store
                 .get(&ObjectRef::new_with(name, resource.clone()).within(namespace))
                 .map(|o| o.as_ref().clone())
         };
-        let (vm, vmi) = match cached(&self.vms, &self.vm_resource) {
-            Some(vm) => (Some(vm), cached(&self.vmis, &self.vmi_resource)),
+        match get(&self.vms, &self.vm_resource) {
+            Some(vm) => (Some(vm), get(&self.vmis, &self.vmi_resource)),
+            None => (None, None),
+        }
+    }
+
+    async fn recompute(&self, namespace: &str, name: &str) {
+        let (vm, vmi) = match self.cached(namespace, name) {
+            (Some(vm), vmi) => (Some(vm), vmi),
             // The store can lag: a VM applied while a list was under way is not in it yet.
             // A VM is declared missing only when its cluster says so.
-            None => match self.read_back(namespace, name).await {
+            (None, _) => match self.read_back(namespace, name).await {
                 Some(found) => found,
                 None => return,
             },
         };
-        let ticket = vm
-            .as_ref()
-            .and_then(|v| v.labels().get(TICKET_LABEL).cloned());
-        let vm_json = vm.as_ref().and_then(|v| serde_json::to_value(v).ok());
-        let vmi_json = vmi.as_ref().and_then(|v| serde_json::to_value(v).ok());
+        self.record(name, vm.as_ref(), vmi.as_ref()).await;
+    }
+
+    async fn record(&self, name: &str, vm: Option<&DynamicObject>, vmi: Option<&DynamicObject>) {
+        let ticket = vm.and_then(|v| v.labels().get(TICKET_LABEL).cloned());
+        let vm_json = vm.and_then(|v| serde_json::to_value(v).ok());
+        let vmi_json = vmi.and_then(|v| serde_json::to_value(v).ok());
         let observed = observe(vm_json.as_ref(), vmi_json.as_ref());
         let seen = ticket.as_deref().zip(observed.as_ref());
         if let Err(err) = record_observation(&self.pool, self.cluster.id, name, seen).await {
@@ -240,6 +255,10 @@ impl Watcher {
         }
     }
 
+    /// Looks at every row placed on the cluster after a (re)list. VMs the cluster confirms
+    /// gone are marked missing, unless more than half of those it should hold are gone at
+    /// once (`domain::drift::suspect`): then nothing is marked, since a kubeconfig pointing
+    /// at the wrong cluster is likelier than a mass deletion.
     async fn sweep(&self) {
         let rows = {
             let mut conn = match self.pool.acquire().await {
@@ -257,8 +276,32 @@ impl Watcher {
                 }
             }
         };
-        for row in rows {
-            self.recompute(&row.namespace, &row.name).await;
+        let expected = |row: &db::vms::WatchedVm| {
+            row.status
+                .parse()
+                .is_ok_and(|state| expected_on_cluster(state, row.status_reason.as_deref()))
+        };
+        let mut gone = Vec::new();
+        for row in &rows {
+            match self.cached(&row.namespace, &row.name) {
+                (Some(vm), vmi) => self.record(&row.name, Some(&vm), vmi.as_ref()).await,
+                (None, _) => match self.read_back(&row.namespace, &row.name).await {
+                    Some((Some(vm), vmi)) => self.record(&row.name, Some(&vm), vmi.as_ref()).await,
+                    Some((None, _)) => gone.push(row),
+                    None => {}
+                },
+            }
+        }
+        let expected_count = rows.iter().filter(|r| expected(r)).count();
+        let gone_count = gone.iter().filter(|r| expected(r)).count();
+        if suspect(expected_count, gone_count) {
+            tracing::warn!(cluster = %self.cluster.name, gone = gone_count, of = expected_count,
+                           "most VMs recorded on this cluster are absent from it; marking none missing \
+                            (is the kubeconfig for the right cluster?)");
+            return;
+        }
+        for row in gone {
+            self.record(&row.name, None, None).await;
         }
     }
 }

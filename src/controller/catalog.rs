@@ -11,7 +11,7 @@ use crate::app::{AppError, catalog};
 use crate::crd::conditions::Condition;
 use crate::crd::phase::CatalogPhase;
 use crate::crd::{Cluster, InstanceSize, VmNamespace, VmTemplate};
-use crate::db::catalog::ClusterAccess;
+use crate::db::catalog::{ClusterAccess, ScanState};
 use crate::domain::cluster_probe::Capabilities;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
@@ -254,6 +254,12 @@ async fn probe_status(
     let Some(state) = state else {
         return Ok((json!({}), Vec::new()));
     };
+    let scan = {
+        let mut conn = ctx.pool.acquire().await.map_err(AppError::from)?;
+        crate::db::catalog::scan_state(&mut conn, &obj.name_any())
+            .await
+            .map_err(AppError::from)?
+    };
     let generation = obj.meta().generation;
     let capabilities: Capabilities =
         serde_json::from_value(state.capabilities.clone()).unwrap_or_default();
@@ -286,14 +292,51 @@ async fn probe_status(
         )
         .await;
     }
+    let mut conditions = vec![healthy];
+    if let Some(scan) = &scan {
+        conditions.push(consistent_condition(scan, generation));
+    }
     let status = json!({
+        "orphans": scan.as_ref().filter(|s| s.last_scan_at.is_some()).map(|s| s.orphan_count),
+        "driftedVms": scan.as_ref().filter(|s| s.last_scan_at.is_some()).map(|s| s.drifted_count),
         "health": state.health,
         "kubevirtVersion": state.kubevirt_version,
         "storageClasses": capabilities.storage_classes,
         "capabilities": capabilities.summary(),
         "lastProbeTime": state.health_changed_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     });
-    Ok((status, vec![healthy]))
+    Ok((status, conditions))
+}
+
+/// `Consistent`: whether the last drift scan found the cluster as PostgreSQL records it.
+fn consistent_condition(scan: &ScanState, generation: Option<i64>) -> Condition {
+    if scan.last_scan_at.is_none() {
+        return condition(
+            "Consistent",
+            false,
+            "NotScanned",
+            "the cluster has not been scanned for drift yet",
+            generation,
+        );
+    }
+    if let Some(why) = &scan.scan_suspect {
+        return condition("Consistent", false, "Suspect", why, generation);
+    }
+    if scan.orphan_count > 0 || scan.drifted_count > 0 {
+        let message = format!(
+            "{} VMs with the platform's label are unknown to it (orphans); {} recorded VMs were \
+             changed by another field manager (drift)",
+            scan.orphan_count, scan.drifted_count
+        );
+        return condition("Consistent", false, "Drift", &message, generation);
+    }
+    condition(
+        "Consistent",
+        true,
+        "Consistent",
+        "the cluster holds the VMs recorded for it, unchanged",
+        generation,
+    )
 }
 
 /// `CredentialsReady`: whether a client can be built from the kubeconfig Secret the Cluster

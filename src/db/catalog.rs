@@ -555,3 +555,114 @@ pub async fn soft_delete_template(
     .fetch_optional(conn)
     .await
 }
+
+/// What a drift scan found on one cluster, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanState {
+    pub scan_suspect: Option<String>,
+    pub orphan_count: i32,
+    pub drifted_count: i32,
+    /// When the last scan ran (None: never; ignored when recording a scan).
+    pub last_scan_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The last scan's findings for a live cluster, its row locked for the transaction.
+pub async fn lock_scan_state(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ScanState>> {
+    sqlx::query_as!(
+        ScanState,
+        "SELECT scan_suspect, orphan_count, drifted_count, last_scan_at FROM clusters
+         WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The last scan's findings for a live cluster by name, for its status.
+pub async fn scan_state(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<ScanState>> {
+    sqlx::query_as!(
+        ScanState,
+        "SELECT scan_suspect, orphan_count, drifted_count, last_scan_at FROM clusters
+         WHERE name = $1 AND deleted_at IS NULL",
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records a scan's findings (`last_scan_at` always).
+pub async fn record_scan(conn: &mut PgConnection, id: Uuid, state: &ScanState) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE clusters SET scan_suspect = $2, orphan_count = $3, drifted_count = $4,
+                last_scan_at = now()
+         WHERE id = $1",
+        id,
+        state.scan_suspect,
+        state.orphan_count,
+        state.drifted_count
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the orphans recorded for a cluster with `orphans` (`namespace/name` each),
+/// keeping when each was first seen; true when the set changed.
+pub async fn replace_orphans(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    orphans: &[String],
+) -> sqlx::Result<bool> {
+    let (namespaces, names): (Vec<String>, Vec<String>) = orphans
+        .iter()
+        .map(|o| {
+            let (ns, name) = o.split_once('/').unwrap_or(("", o));
+            (ns.to_string(), name.to_string())
+        })
+        .unzip();
+    let removed = sqlx::query!(
+        "DELETE FROM orphan_vms o WHERE o.cluster_id = $1
+           AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(namespace, name)
+                           WHERE k.namespace = o.namespace AND k.name = o.name)",
+        cluster_id,
+        &namespaces,
+        &names
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let added = sqlx::query!(
+        "INSERT INTO orphan_vms (cluster_id, namespace, name)
+         SELECT $1, k.namespace, k.name FROM unnest($2::text[], $3::text[]) AS k(namespace, name)
+         ON CONFLICT DO NOTHING",
+        cluster_id,
+        &namespaces,
+        &names
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(removed + added > 0)
+}
+
+/// One VM found with our label on a cluster that no live row records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanRow {
+    pub cluster: String,
+    pub environment: String,
+    pub namespace: String,
+    pub name: String,
+    pub first_seen_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every orphan of every live cluster, by cluster, namespace and name.
+pub async fn orphans(conn: &mut PgConnection) -> sqlx::Result<Vec<OrphanRow>> {
+    sqlx::query_as!(
+        OrphanRow,
+        "SELECT c.name AS cluster, c.environment, o.namespace, o.name, o.first_seen_at
+         FROM orphan_vms o JOIN clusters c ON c.id = o.cluster_id
+         WHERE c.deleted_at IS NULL ORDER BY c.name, o.namespace, o.name"
+    )
+    .fetch_all(conn)
+    .await
+}

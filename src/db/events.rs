@@ -34,3 +34,17 @@ pub async fn types_for(conn: &mut PgConnection, aggregate_id: Uuid) -> sqlx::Res
     .fetch_all(conn)
     .await
 }
+
+/// Deletes up to `batch` domain events created more than `days` days ago; how many.
+pub async fn prune_older_than(conn: &mut PgConnection, days: i32, batch: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "DELETE FROM domain_events WHERE id IN (
+             SELECT id FROM domain_events WHERE created_at < now() - make_interval(days => $1)
+             ORDER BY created_at LIMIT $2)",
+        days,
+        batch
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

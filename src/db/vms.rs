@@ -384,3 +384,42 @@ pub async fn has_revision(conn: &mut PgConnection, vm_id: Uuid) -> sqlx::Result<
     .fetch_one(conn)
     .await
 }
+
+/// Records the foreign field managers of a VM's spec a drift scan found; the VM's id when
+/// that changed what was recorded (None when unchanged).
+pub async fn set_drifted_by(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    name: &str,
+    managers: &[String],
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE vms SET drifted_by = $3
+         WHERE cluster_id = $1 AND name = $2 AND deleted_at IS NULL
+           AND drifted_by IS DISTINCT FROM $3
+         RETURNING id",
+        cluster_id,
+        name,
+        managers
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Clears the drift of the cluster's VMs not named in `drifted`.
+pub async fn clear_drift_except(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    drifted: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE vms SET drifted_by = NULL
+         WHERE cluster_id = $1 AND deleted_at IS NULL AND drifted_by IS NOT NULL
+           AND NOT (name = ANY($2))",
+        cluster_id,
+        drifted
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

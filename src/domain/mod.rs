@@ -3,6 +3,7 @@
 
 pub mod audit_chain;
 pub mod cluster_probe;
+pub mod drift;
 pub mod environment;
 pub mod identity;
 pub mod names;

@@ -1,13 +1,16 @@
 //! Durable work through River (docs/architecture.md#jobs). Jobs are inserted in the same
 //! transaction as the domain write that needs them and carry ids only; workers load the rest.
 
+pub mod drift;
 pub mod probe;
 pub mod provision;
+pub mod retention;
 
-use crate::app::job_args::{ProbeCluster, ProbeClusters};
+use crate::app::job_args::{ProbeCluster, ProbeClusters, PruneEvents, ScanDrift};
 use crate::clusters::ClusterClients;
 use riverqueue::{
-    IntervalSchedule, MaintenanceConfig, PeriodicJob, PeriodicJobOpts, QueueConfig, Workers,
+    IntervalSchedule, MaintenanceConfig, PeriodicJob, PeriodicJobOpts, QueueConfig, Retention,
+    Workers,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -59,6 +62,13 @@ pub struct WorkerOptions {
     pub shutdown_grace: Duration,
     /// How often the River leader probes every cluster.
     pub probe_interval: Duration,
+    /// How often the River leader scans every cluster for drift.
+    pub drift_interval: Duration,
+    /// How long finished (completed or cancelled) jobs are kept; discarded ones 7 times as
+    /// long, for their errors.
+    pub job_retention: Duration,
+    /// Days domain events are kept (at least `retention::MIN_EVENT_RETENTION_DAYS`).
+    pub event_retention_days: i32,
 }
 
 impl Default for WorkerOptions {
@@ -70,6 +80,9 @@ impl Default for WorkerOptions {
             rescue_after: provision::JOB_TIMEOUT + Duration::from_secs(5 * 60),
             shutdown_grace: Duration::from_secs(30),
             probe_interval: DEFAULT_PROBE_INTERVAL,
+            drift_interval: drift::DEFAULT_DRIFT_INTERVAL,
+            job_retention: Duration::from_secs(24 * 60 * 60),
+            event_retention_days: retention::DEFAULT_EVENT_RETENTION_DAYS,
         }
     }
 }
@@ -89,8 +102,25 @@ pub fn worker_client(
     })?;
     let prober = probe::ProbeWorker {
         pool: pool.clone(),
-        clusters,
+        clusters: clusters.clone(),
     };
+    workers.add(drift::DriftWorker {
+        pool: pool.clone(),
+        clusters,
+    })?;
+    workers.add(retention::RetentionWorker { pool: pool.clone() })?;
+    let retention_days = opts
+        .event_retention_days
+        .max(retention::MIN_EVENT_RETENTION_DAYS);
+    let prune_events = PeriodicJob::new(
+        IntervalSchedule::new(Duration::from_secs(3600))?,
+        move || PruneEvents { retention_days },
+    );
+    let scan_all = PeriodicJob::with_options(
+        IntervalSchedule::new(opts.drift_interval)?,
+        || ScanDrift {},
+        PeriodicJobOpts::new().with_id("drift_scan"),
+    );
     workers.add::<ProbeCluster, _>(prober.clone())?;
     workers.add::<ProbeClusters, _>(prober)?;
     // Every cluster is probed once when a process becomes River's leader, then each period.
@@ -102,6 +132,9 @@ pub fn worker_client(
             .with_run_on_start(true),
     );
     let maintenance = MaintenanceConfig::default()
+        .with_completed_job_retention(Retention::DeleteAfter(opts.job_retention))
+        .with_cancelled_job_retention(Retention::DeleteAfter(opts.job_retention))
+        .with_discarded_job_retention(Retention::DeleteAfter(opts.job_retention * 7))
         .with_rescue_after(opts.rescue_after)
         .with_rescuer_interval(opts.rescue_after.min(Duration::from_secs(30)));
     Ok(riverqueue::Client::builder(pool.clone())
@@ -109,6 +142,8 @@ pub fn worker_client(
         .queue(VM_QUEUE, QueueConfig::new(opts.concurrency.max(1)))
         .queue(CLUSTER_QUEUE, QueueConfig::new(CLUSTER_QUEUE_CONCURRENCY))
         .periodic_job(probe_all)
+        .periodic_job(scan_all)
+        .periodic_job(prune_events)
         .job_timeout(opts.job_timeout)
         .soft_stop_timeout(opts.shutdown_grace)
         .maintenance(maintenance)

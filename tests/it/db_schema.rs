@@ -291,3 +291,41 @@ async fn template_versions_and_vm_revisions_never_change(
         assert!(err.to_string().contains("immutable"), "{stmt}: {err}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn only_domain_events_past_retention_are_pruned(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let mut conn = t.pool.acquire().await.unwrap();
+    for age_days in [10, 3] {
+        sqlx::query(
+            "INSERT INTO domain_events (aggregate_type, aggregate_id, event_type, payload, created_at)
+             VALUES ('ticket', gen_random_uuid(), 'vm.request', '{}', now() - make_interval(days => $1))",
+        )
+        .bind(age_days)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    // Retention of 7 days takes the 10-day-old event and keeps the 3-day-old one.
+    assert_eq!(
+        db::events::prune_older_than(&mut conn, 7, 1000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count(&t.pool, "SELECT count(*) FROM domain_events").await,
+        1
+    );
+    // The database refuses deleting a young event whatever the caller asks for.
+    let err = db::events::prune_older_than(&mut conn, 1, 1000)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("immutable until it is 7 days old"),
+        "{err}"
+    );
+}

@@ -320,3 +320,146 @@ async fn catalog_objects_in_use_cannot_be_deleted_and_unused_ones_are_soft_delet
         2
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn drift_scans_report_orphans_and_drift_and_a_wrong_cluster_is_only_suspect(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+    use shepherd::clusters::kubevirt;
+    let mut env = start(setup(opts, connect).await).await;
+    env.drift_interval = Duration::from_secs(2);
+    env.start_shepherd("replica-2").await;
+    env.add_target("target-1", "test", true).await;
+    env.apply_shop().await;
+    let ticket = pending(&env, "r1", 2).await;
+    let (code, _, err) = env
+        .plugin("bob", &["approve", &ticket, "--reason", "ok"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    env.wait_for_within(
+        Duration::from_secs(60),
+        "vmrequests",
+        Some("apps"),
+        "r1",
+        |o| o.pointer("/status/phase") == Some(&json!("Succeeded")),
+    )
+    .await;
+    let consistent = env
+        .wait_for_within(Duration::from_secs(30), CLUSTERS, None, "target-1", |o| {
+            condition_is(o, "Consistent", "True")
+        })
+        .await;
+    assert_eq!(consistent["status"]["orphans"], 0);
+
+    // Someone creates a VM with our label, and edits one of ours with another manager.
+    let vms: Api<DynamicObject> = Api::namespaced_with(
+        env.target("target-1").kube_client("admin").unwrap(),
+        "team-a",
+        &kubevirt::virtual_machine(),
+    );
+    let stray: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": "stray", "labels": {"kubevirt-shepherd.io/managed-by": "kubevirt-shepherd"}},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}},
+    }))
+    .unwrap();
+    vms.create(&PostParams::default(), &stray).await.unwrap();
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..Default::default()
+    };
+    vms.patch(
+        "team-a-shop-web-01",
+        &edit,
+        &Patch::Merge(json!({"spec": {"template": {"metadata": {"labels": {"edited": "yes"}}}}})),
+    )
+    .await
+    .unwrap();
+    let drifted = env
+        .wait_for_within(Duration::from_secs(30), CLUSTERS, None, "target-1", |o| {
+            o.pointer("/status/orphans") == Some(&json!(1))
+                && o.pointer("/status/driftedVms") == Some(&json!(1))
+        })
+        .await;
+    let reason = &condition(&drifted, "Consistent")["reason"];
+    assert_eq!(reason, "Drift", "{drifted:#}");
+    let (code, out, err) = env.plugin("admin", &["orphans"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("target-1") && out.contains("team-a") && out.contains("stray"),
+        "{out}"
+    );
+    let drifted_by: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(drifted_by) FROM vms WHERE name = 'team-a-shop-web-01'")
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(drifted_by, ["kubectl-edit"]);
+    for action in ["cluster.orphans", "vm.drift"] {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "{action}");
+    }
+
+    // The Secret now holds another cluster's kubeconfig: its VMs all look gone, so the
+    // cluster is suspect and no VM is marked missing, by the scans or the watchers.
+    env.add_target_with(ClusterConfig::target("elsewhere"), "test", false)
+        .await;
+    let elsewhere = env.target("elsewhere").kubeconfig_yaml("admin").unwrap();
+    env.put_kubeconfig_secret("target-1", &elsewhere).await;
+    let suspect = env
+        .wait_for_within(Duration::from_secs(30), CLUSTERS, None, "target-1", |o| {
+            condition_is(o, "Consistent", "False")
+                && condition(o, "Consistent")["reason"] == "Suspect"
+        })
+        .await;
+    let message = condition(&suspect, "Consistent")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("2 of the 2 VMs"), "{message}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let missing = count(
+        &env.db.pool,
+        "SELECT count(*) FROM vms WHERE status = 'Missing'",
+    )
+    .await;
+    assert_eq!(missing, 0, "a wrong cluster marks nothing missing");
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM audit_log WHERE action = 'cluster.suspect'"
+        )
+        .await,
+        1
+    );
+
+    // The right kubeconfig back: consistent again once the stray and the edit are undone.
+    let right = env.target("target-1").kubeconfig_yaml("admin").unwrap();
+    env.put_kubeconfig_secret("target-1", &right).await;
+    vms.delete("stray", &Default::default()).await.unwrap();
+    env.wait_for_within(Duration::from_secs(30), CLUSTERS, None, "target-1", |o| {
+        o.pointer("/status/orphans") == Some(&json!(0))
+            && condition(o, "Consistent")["reason"] != "Suspect"
+    })
+    .await;
+    assert_eq!(
+        count(
+            &env.db.pool,
+            "SELECT count(*) FROM vms WHERE status = 'Running'"
+        )
+        .await,
+        2
+    );
+}
+
+fn condition_is(obj: &Value, kind: &str, status: &str) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == status))
+}

@@ -283,6 +283,18 @@ pub struct NewRoleBinding {
     pub allowed_environments: Option<Vec<String>>,
 }
 
+/// A VirtualMachine with the platform's label that no VM record knows, found by the drift
+/// scan of its cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    pub cluster: String,
+    pub environment: String,
+    pub namespace: String,
+    pub name: String,
+    pub first_seen_at: DateTime<Utc>,
+}
+
 /// The REST API's paths. The server's routes, its OpenAPI document and the plugin's calls
 /// all read them from here, so they cannot disagree. Parameters use the `{name}` form that
 /// both OpenAPI and axum understand; [`paths::fill`] puts values in.
@@ -305,9 +317,11 @@ pub mod paths {
     pub const RBAC_ROLES: &str = "/api/v1/rbac/roles";
     pub const RBAC_BINDINGS: &str = "/api/v1/rbac/bindings";
     pub const RBAC_BINDING: &str = "/api/v1/rbac/bindings/{id}";
+    pub const ORPHANS: &str = "/api/v1/orphans";
 
     /// Every path, for checks that each is routed and documented.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
+        ORPHANS,
         OPENAPI,
         WHOAMI,
         TICKETS,

@@ -13,8 +13,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use shepherd_types::api::paths;
 use shepherd_types::api::{
-    EffectiveBinding, ErrorBody, ServiceItem, ServicePage, SystemItem, SystemPage, SystemRole, Vm,
-    VmPage, Whoami,
+    EffectiveBinding, ErrorBody, Orphan, ServiceItem, ServicePage, SystemItem, SystemPage,
+    SystemRole, Vm, VmPage, Whoami,
 };
 use utoipa::IntoParams;
 
@@ -210,4 +210,26 @@ pub async fn vms(
             })
             .collect(),
     }))
+}
+
+/// VirtualMachines with the platform's label that no VM record knows, by cluster, as the
+/// last drift scans found them. Needs `cluster:manage`.
+#[utoipa::path(get, path = paths::ORPHANS, tag = "inventory",
+    responses((status = 200, body = Vec<Orphan>), (status = "4XX", body = ErrorBody)))]
+pub async fn orphans(
+    State(state): State<ApiState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<Orphan>>, ApiError> {
+    let rows = listings::orphans(&state.pool, &caller).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|o| Orphan {
+                cluster: o.cluster,
+                environment: o.environment,
+                namespace: o.namespace,
+                name: o.name,
+                first_seen_at: o.first_seen_at,
+            })
+            .collect(),
+    ))
 }

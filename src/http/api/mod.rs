@@ -157,6 +157,7 @@ fn endpoints() -> OpenApiRouter<ApiState> {
         .routes(routes!(inventory::system_services))
         .routes(routes!(inventory::services))
         .routes(routes!(inventory::vms))
+        .routes(routes!(inventory::orphans))
         .routes(routes!(audit::query))
         .routes(routes!(audit::export))
         .routes(routes!(rbac::roles))

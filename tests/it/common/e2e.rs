@@ -43,6 +43,8 @@ pub struct Env {
     pub workers: bool,
     /// How often the workers probe every cluster (set before `start_shepherd`).
     pub probe_interval: Duration,
+    /// How often the workers scan every cluster for drift (set before `start_shepherd`).
+    pub drift_interval: Duration,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
     ca_pem: String,
@@ -154,6 +156,7 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
         targets: Vec::new(),
         workers,
         probe_interval: shepherd::jobs::DEFAULT_PROBE_INTERVAL,
+        drift_interval: shepherd::jobs::drift::DEFAULT_DRIFT_INTERVAL,
         dir,
         running: None,
         ca_pem: ca.ca_pem().to_string(),
@@ -202,6 +205,7 @@ impl Env {
             lease,
             workers: self.workers.then(|| WorkerOptions {
                 probe_interval: self.probe_interval,
+                drift_interval: self.drift_interval,
                 ..worker_options()
             }),
             cluster_write_concurrency: 5,

@@ -96,6 +96,13 @@ pub struct ClusterStatus {
     /// that find nothing new do not move it, so an idle cluster's status is not rewritten).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
+    /// VirtualMachines with the platform's label on this cluster that no VM record knows
+    /// (`kubectl shepherd orphans` lists them), at the last drift scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphans: Option<i32>,
+    /// Recorded VMs whose spec another field manager changed, at the last drift scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted_vms: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
