@@ -428,3 +428,39 @@ async fn apply_template(obj: Arc<VmTemplate>, ctx: &Context) -> Result<Action, R
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(suspect: Option<&str>, orphans: i32, drifted: i32, scanned: bool) -> ScanState {
+        ScanState {
+            scan_suspect: suspect.map(String::from),
+            orphan_count: orphans,
+            drifted_count: drifted,
+            last_scan_at: scanned.then(chrono::Utc::now),
+        }
+    }
+
+    #[test]
+    fn the_consistent_condition_names_what_the_last_scan_found() {
+        let cases = [
+            (scan(None, 0, 0, false), "False", "NotScanned"),
+            (scan(Some("2 of the 2 VMs"), 3, 0, true), "False", "Suspect"),
+            (scan(None, 1, 0, true), "False", "Drift"),
+            (scan(None, 0, 2, true), "False", "Drift"),
+            (scan(None, 0, 0, true), "True", "Consistent"),
+        ];
+        for (state, status, reason) in cases {
+            let c = consistent_condition(&state, Some(3));
+            assert_eq!(c.type_, "Consistent");
+            let shown = serde_json::to_value(&c).unwrap();
+            assert_eq!(
+                (shown["status"].as_str(), c.reason.as_str()),
+                (Some(status), reason)
+            );
+        }
+        let suspect = consistent_condition(&scan(Some("2 of the 2 VMs"), 0, 0, true), None);
+        assert_eq!(suspect.message, "2 of the 2 VMs");
+    }
+}

@@ -263,3 +263,38 @@ where
     }
     Ok(view.status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ticket_state_says_what_happens_next() {
+        for status in TicketStatus::ALL {
+            for creates in [true, false] {
+                assert!(!next_step(status, creates).is_empty(), "{status:?}");
+            }
+        }
+        assert_eq!(
+            next_step(TicketStatus::Approved, true),
+            "approved: the VMs will be created"
+        );
+        assert_eq!(
+            next_step(TicketStatus::Approved, false),
+            "approved: the operation is queued"
+        );
+        assert!(next_step(TicketStatus::PendingApproval, true).contains("approval:approve"));
+    }
+
+    #[test]
+    fn final_tickets_are_looked_at_ten_times_less_often() {
+        assert_eq!(
+            resync_after(TicketStatus::Succeeded),
+            Action::requeue(RESYNC * 10)
+        );
+        assert_eq!(
+            resync_after(TicketStatus::PendingApproval),
+            Action::requeue(RESYNC)
+        );
+    }
+}
