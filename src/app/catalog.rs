@@ -9,7 +9,7 @@ use crate::crd::vm_namespace::VmNamespaceSpec;
 use crate::crd::vm_template::VmTemplateSpec;
 use crate::db;
 use crate::db::audit::AuditEntry;
-use crate::db::catalog::{ClusterFields, InstanceSizeFields};
+use crate::db::catalog::{CatalogTable, ClusterFields, InstanceSizeFields};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
@@ -284,12 +284,13 @@ pub async fn remove(
     name: &str,
 ) -> Result<(), AppError> {
     let mut tx = pool.begin().await?;
-    let id = match kind {
-        CatalogKind::Cluster => db::catalog::soft_delete_cluster(&mut tx, name).await?,
-        CatalogKind::VmNamespace => db::catalog::soft_delete_namespace(&mut tx, name).await?,
-        CatalogKind::InstanceSize => db::catalog::soft_delete_instance_size(&mut tx, name).await?,
-        CatalogKind::VmTemplate => db::catalog::soft_delete_template(&mut tx, name).await?,
+    let table = match kind {
+        CatalogKind::Cluster => CatalogTable::Clusters,
+        CatalogKind::VmNamespace => CatalogTable::Namespaces,
+        CatalogKind::InstanceSize => CatalogTable::InstanceSizes,
+        CatalogKind::VmTemplate => CatalogTable::Templates,
     };
+    let id = db::catalog::soft_delete(&mut tx, table, name).await?;
     let Some(id) = id else {
         return Ok(());
     };

@@ -500,60 +500,42 @@ pub async fn pending_tickets_naming(
     .await
 }
 
-/// Soft-deletes the live cluster `name` (locking its row first); its id, or None.
-pub async fn soft_delete_cluster(
-    conn: &mut PgConnection,
-    name: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "UPDATE clusters SET status = 'Deleted', deleted_at = now(), updated_at = now()
-         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-        name
-    )
-    .fetch_optional(conn)
-    .await
+/// The catalog tables whose rows are soft-deleted by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogTable {
+    Clusters,
+    Namespaces,
+    InstanceSizes,
+    Templates,
 }
 
-/// Soft-deletes the live target namespace `name`; its id, or None.
-pub async fn soft_delete_namespace(
-    conn: &mut PgConnection,
-    name: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "UPDATE namespaces SET status = 'Deleted', deleted_at = now(), updated_at = now()
-         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-        name
-    )
-    .fetch_optional(conn)
-    .await
+impl CatalogTable {
+    const fn name(self) -> &'static str {
+        match self {
+            CatalogTable::Clusters => "clusters",
+            CatalogTable::Namespaces => "namespaces",
+            CatalogTable::InstanceSizes => "instance_sizes",
+            CatalogTable::Templates => "templates",
+        }
+    }
 }
 
-/// Soft-deletes the live instance size `name`; its id, or None.
-pub async fn soft_delete_instance_size(
+/// Soft-deletes the live row `name` of `table`, locking it; its id, or None. The table
+/// name comes from the closed `CatalogTable`, never from input.
+pub async fn soft_delete(
     conn: &mut PgConnection,
+    table: CatalogTable,
     name: &str,
 ) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "UPDATE instance_sizes SET status = 'Deleted', deleted_at = now(), updated_at = now()
+    let sql = format!(
+        "UPDATE {} SET status = 'Deleted', deleted_at = now(), updated_at = now()
          WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-        name
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// Soft-deletes the live template `name`; its id, or None.
-pub async fn soft_delete_template(
-    conn: &mut PgConnection,
-    name: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
-        "UPDATE templates SET status = 'Deleted', deleted_at = now(), updated_at = now()
-         WHERE name = $1 AND deleted_at IS NULL RETURNING id",
-        name
-    )
-    .fetch_optional(conn)
-    .await
+        table.name()
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_optional(conn)
+        .await
 }
 
 /// What a drift scan found on one cluster, as recorded.

@@ -188,15 +188,9 @@ async fn pending(env: &Env, name: &str, count: i32) -> String {
     request["status"]["ticketId"].as_str().unwrap().to_string()
 }
 
-#[sqlx::test(migrations = false)]
-async fn catalog_objects_in_use_cannot_be_deleted_and_unused_ones_are_soft_deleted(
-    opts: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
-    let mut env = start(setup(opts, connect).await).await;
-    env.add_target("target-1", "test", true).await;
-    env.apply_shop().await;
-    let ticket = pending(&env, "r1", 2).await;
+/// alice's request `name` for `count` VMs, approved by bob and running.
+async fn running(env: &Env, name: &str, count: i32) {
+    let ticket = pending(env, name, count).await;
     let (code, _, err) = env
         .plugin("bob", &["approve", &ticket, "--reason", "ok"])
         .await;
@@ -205,10 +199,21 @@ async fn catalog_objects_in_use_cannot_be_deleted_and_unused_ones_are_soft_delet
         Duration::from_secs(60),
         "vmrequests",
         Some("apps"),
-        "r1",
+        name,
         |o| o.pointer("/status/phase") == Some(&json!("Succeeded")),
     )
     .await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn catalog_objects_in_use_cannot_be_deleted_and_unused_ones_are_soft_deleted(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = start(setup(opts, connect).await).await;
+    env.add_target("target-1", "test", true).await;
+    env.apply_shop().await;
+    running(&env, "r1", 2).await;
     pending(&env, "r2", 1).await;
 
     // Refused at admission, with how much uses each; nothing changes.
@@ -333,19 +338,7 @@ async fn drift_scans_report_orphans_and_drift_and_a_wrong_cluster_is_only_suspec
     env.start_shepherd("replica-2").await;
     env.add_target("target-1", "test", true).await;
     env.apply_shop().await;
-    let ticket = pending(&env, "r1", 2).await;
-    let (code, _, err) = env
-        .plugin("bob", &["approve", &ticket, "--reason", "ok"])
-        .await;
-    assert_eq!(code, 0, "{err}");
-    env.wait_for_within(
-        Duration::from_secs(60),
-        "vmrequests",
-        Some("apps"),
-        "r1",
-        |o| o.pointer("/status/phase") == Some(&json!("Succeeded")),
-    )
-    .await;
+    running(&env, "r1", 2).await;
     let consistent = env
         .wait_for_within(Duration::from_secs(30), CLUSTERS, None, "target-1", |o| {
             condition_is(o, "Consistent", "True")
