@@ -139,6 +139,9 @@ pub fn preview(p: &Preview) -> String {
         r.disk_gib,
         p.vm_names.join(", "),
     );
+    for why in &p.not_eligible {
+        out.push_str(&format!("Not eligible:      {why}\n"));
+    }
     for w in &p.warnings {
         out.push_str(&format!("Warning:           {w}\n"));
     }
@@ -244,6 +247,7 @@ mod tests {
         let p = Preview {
             ticket_id: Uuid::nil(),
             eligible_clusters: vec!["target-1".into(), "target-2".into()],
+            not_eligible: vec!["cluster \"target-3\" is Degraded, not Healthy".into()],
             cluster: "target-1".into(),
             storage_class: None,
             template_version: 3,
@@ -270,6 +274,7 @@ mod tests {
              Memory:            1024Mi request, 2048Mi limit\n\
              Disk:              20Gi\n\
              VM names:          shop-web-1\n\
+             Not eligible:      cluster \"target-3\" is Degraded, not Healthy\n\
              Warning:           prod needs two approvers\n"
         );
     }

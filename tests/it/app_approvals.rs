@@ -412,3 +412,27 @@ async fn two_approvals_racing_for_the_last_slots_of_a_cluster_leave_one_winner(
         );
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_preview_says_why_each_cluster_is_out(opts: PgPoolOptions, connect: PgConnectOptions) {
+    use shepherd::domain::cluster_probe::{ProbeFailure, assess};
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    let test_2: uuid::Uuid = sqlx::query_scalar("SELECT id FROM clusters WHERE name = 'test-2'")
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    let refused = assess(Err(ProbeFailure::CredentialsRefused("401".into())));
+    shepherd::app::cluster_probe::record(&t.pool, test_2, &refused)
+        .await
+        .unwrap();
+    let preview = preview(&t.pool, &bob(), ticket, &Overrides::default())
+        .await
+        .unwrap();
+    assert_eq!(preview.plan.eligible_clusters, ["test-1"]);
+    // prod-1 is in another environment: not a reason worth listing.
+    assert_eq!(
+        preview.plan.not_eligible,
+        ["cluster \"test-2\" is Unreachable, not Healthy"]
+    );
+}

@@ -87,6 +87,41 @@ async fn a_registered_cluster_shows_health_kubevirt_and_capabilities(
             .unwrap();
         assert_eq!(rows, 1, "{action}");
     }
+
+    // A size needing a GPU target-1 does not have cannot be placed; the reason says which.
+    env.kubectl_ok(
+        "admin",
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: InstanceSize\nmetadata: {name: gpu-t4}\n\
+             spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100},\
+             gpus: [{name: t4, deviceName: nvidia.com/TU104GL_Tesla_T4}]}\n",
+        ),
+    )
+    .await;
+    env.wait_for("instancesizes", None, "gpu-t4", |o| {
+        o.pointer("/status/phase") == Some(&json!("Ready"))
+    })
+    .await;
+    env.apply_shop().await;
+    let request = vm_request("g1", 1).replace("instanceSize: small", "instanceSize: gpu-t4");
+    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&request))
+        .await;
+    let pending = env
+        .wait_for("vmrequests", Some("apps"), "g1", |o| {
+            o.pointer("/status/phase") == Some(&json!("PendingApproval"))
+        })
+        .await;
+    let ticket = pending["status"]["ticketId"].as_str().unwrap();
+    let (code, _, err) = env
+        .plugin("bob", &["approve", ticket, "--reason", "gpu"])
+        .await;
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("cluster \"target-1\" has no GPU device \"nvidia.com/TU104GL_Tesla_T4\""),
+        "{err}"
+    );
+    assert_eq!(count(&env.db.pool, "SELECT count(*) FROM vms").await, 0);
 }
 
 #[sqlx::test(migrations = false)]

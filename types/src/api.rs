@@ -136,6 +136,10 @@ pub struct Preview {
     pub ticket_id: Uuid,
     /// Clusters the VMs may be placed on (environment, health, capabilities, capacity).
     pub eligible_clusters: Vec<String>,
+    /// Why each other cluster of the ticket's environment is out, e.g. `cluster "c2" is
+    /// Degraded, not Healthy`.
+    #[serde(default)]
+    pub not_eligible: Vec<String>,
     /// The cluster approval would choose (the override, or the best by weight).
     pub cluster: String,
     pub storage_class: Option<String>,

@@ -18,6 +18,8 @@ use sqlx::PgConnection;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub eligible_clusters: Vec<String>,
+    /// Why each other cluster of the environment is out.
+    pub not_eligible: Vec<String>,
     /// What the VMs need of a cluster; checked again under the cluster's row lock.
     pub needs: Needs,
     pub cluster: ClusterCandidate,
@@ -160,11 +162,15 @@ pub(super) async fn plan(
     };
     let chosen = placement::choose(&all_facts, env, &needs, overrides.cluster.as_deref())
         .map_err(|e| invalid("overrides.cluster", e))?;
-    let eligible_clusters = all_facts
-        .iter()
-        .filter(|c| placement::check(c, env, &needs).is_ok())
-        .map(|c| c.name.clone())
-        .collect();
+    let mut eligible_clusters = Vec::new();
+    let mut not_eligible = Vec::new();
+    for facts in &all_facts {
+        match placement::check(facts, env, &needs) {
+            Ok(()) => eligible_clusters.push(facts.name.clone()),
+            Err(placement::Ineligible::OtherEnvironment { .. }) => {}
+            Err(why) => not_eligible.push(why.to_string()),
+        }
+    }
     let cluster = candidates
         .into_iter()
         .find(|c| c.name == chosen.name)
@@ -192,6 +198,7 @@ pub(super) async fn plan(
         .or_else(|| cluster.default_storage_class.clone());
     Ok(Plan {
         eligible_clusters,
+        not_eligible,
         needs,
         cluster,
         template,

@@ -165,6 +165,7 @@ pub async fn preview(
     Ok(Json(Preview {
         ticket_id: id,
         eligible_clusters: plan.eligible_clusters,
+        not_eligible: plan.not_eligible,
         cluster: plan.cluster.name,
         storage_class: plan.storage_class,
         template_version: plan.template.version,
