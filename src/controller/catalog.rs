@@ -8,7 +8,7 @@ use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::catalog::CatalogKind;
 use crate::app::job_args::ProbeCluster;
 use crate::app::{AppError, catalog};
-use crate::crd::conditions::Condition;
+use crate::crd::conditions::{Condition, ConditionStatus};
 use crate::crd::phase::CatalogPhase;
 use crate::crd::{Cluster, InstanceSize, VmNamespace, VmTemplate};
 use crate::db::catalog::{ClusterAccess, ScanState};
@@ -311,13 +311,17 @@ async fn probe_status(
 /// `Consistent`: whether the last drift scan found the cluster as PostgreSQL records it.
 fn consistent_condition(scan: &ScanState, generation: Option<i64>) -> Condition {
     if scan.last_scan_at.is_none() {
-        return condition(
-            "Consistent",
-            false,
-            "NotScanned",
-            "the cluster has not been scanned for drift yet",
-            generation,
-        );
+        // Not known either way yet: Unknown, not False.
+        return Condition {
+            status: ConditionStatus::Unknown,
+            ..condition(
+                "Consistent",
+                false,
+                "NotScanned",
+                "the cluster has not been scanned for drift yet",
+                generation,
+            )
+        };
     }
     if let Some(why) = &scan.scan_suspect {
         return condition("Consistent", false, "Suspect", why, generation);
@@ -445,7 +449,7 @@ mod tests {
     #[test]
     fn the_consistent_condition_names_what_the_last_scan_found() {
         let cases = [
-            (scan(None, 0, 0, false), "False", "NotScanned"),
+            (scan(None, 0, 0, false), "Unknown", "NotScanned"),
             (scan(Some("2 of the 2 VMs"), 3, 0, true), "False", "Suspect"),
             (scan(None, 1, 0, true), "False", "Drift"),
             (scan(None, 0, 2, true), "False", "Drift"),
