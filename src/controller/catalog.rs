@@ -2,7 +2,7 @@
 //! VmTemplate into the catalog. These objects carry no identity stamp: who may write them is
 //! decided by Kubernetes RBAC and the admission webhook's platform-permission check.
 
-use super::stamped::{removed, with_finalizer};
+use super::stamped::{Reconciled, removed, uid_of, with_finalizer};
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::catalog::CatalogKind;
@@ -15,9 +15,8 @@ use crate::db::catalog::{ClusterAccess, ScanState};
 use crate::domain::cluster_probe::Capabilities;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::future::Future;
 use std::sync::Arc;
 
 async fn report<K>(
@@ -26,7 +25,7 @@ async fn report<K>(
     result: Result<(bool, Value), AppError>,
 ) -> Result<Action, ReconcileError>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Reconciled,
 {
     report_with(ctx, obj, result, Vec::new(), Action::await_change()).await
 }
@@ -40,7 +39,7 @@ async fn report_with<K>(
     then: Action,
 ) -> Result<Action, ReconcileError>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Reconciled,
 {
     let api: Api<K> = Api::all(ctx.client.clone());
     let generation = obj.meta().generation;
@@ -96,50 +95,56 @@ where
     }
 }
 
-/// The four catalog kinds: mirrored while they exist; their deletion is a soft delete,
-/// held by the finalizer while something uses them.
-macro_rules! catalog_reconciler {
-    ($reconcile:ident, $apply:ident, $kind:ty, $catalog_kind:expr) => {
-        pub async fn $reconcile(
-            obj: Arc<$kind>,
-            ctx: Arc<Context>,
-        ) -> Result<Action, ReconcileError> {
-            let api: Api<$kind> = Api::all(ctx.client.clone());
-            with_finalizer(
-                &api,
-                obj,
-                |obj| $apply(obj, &ctx),
-                |obj| remove_from_catalog(&ctx, &api, obj, $catalog_kind),
-            )
-            .await
-        }
-    };
+/// The four catalog kinds: mirrored while they exist (`apply`); their deletion is a soft
+/// delete, held by the finalizer while something uses them.
+async fn mirrored<K, A, AF>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    kind: CatalogKind,
+    apply: A,
+) -> Result<Action, ReconcileError>
+where
+    K: Reconciled + Send + Sync + 'static,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    AF: Future<Output = Result<Action, ReconcileError>>,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    with_finalizer(
+        &api,
+        obj,
+        |obj| apply(obj, ctx.clone()),
+        |obj| remove_from_catalog(&ctx, &api, obj, kind),
+    )
+    .await
 }
 
-catalog_reconciler!(
-    reconcile_namespace,
-    apply_namespace,
-    VmNamespace,
-    CatalogKind::VmNamespace
-);
-catalog_reconciler!(
-    reconcile_cluster,
-    apply_cluster,
-    Cluster,
-    CatalogKind::Cluster
-);
-catalog_reconciler!(
-    reconcile_instance_size,
-    apply_instance_size,
-    InstanceSize,
-    CatalogKind::InstanceSize
-);
-catalog_reconciler!(
-    reconcile_template,
-    apply_template,
-    VmTemplate,
-    CatalogKind::VmTemplate
-);
+pub async fn reconcile_namespace(
+    obj: Arc<VmNamespace>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    mirrored(obj, ctx, CatalogKind::VmNamespace, apply_namespace).await
+}
+
+pub async fn reconcile_cluster(
+    obj: Arc<Cluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    mirrored(obj, ctx, CatalogKind::Cluster, apply_cluster).await
+}
+
+pub async fn reconcile_instance_size(
+    obj: Arc<InstanceSize>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    mirrored(obj, ctx, CatalogKind::InstanceSize, apply_instance_size).await
+}
+
+pub async fn reconcile_template(
+    obj: Arc<VmTemplate>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    mirrored(obj, ctx, CatalogKind::VmTemplate, apply_template).await
+}
 
 async fn remove_from_catalog<K>(
     ctx: &Context,
@@ -148,39 +153,37 @@ async fn remove_from_catalog<K>(
     kind: CatalogKind,
 ) -> Result<Action, ReconcileError>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Reconciled,
 {
     let removal = catalog::remove(&ctx.pool, CONTROLLER_ACTOR, kind, &obj.name_any()).await;
     removed(ctx, api, obj.as_ref(), removal).await
 }
 
-fn uid<K: Resource>(obj: &K) -> Result<String, ReconcileError> {
-    obj.meta()
-        .uid
-        .clone()
-        .ok_or(ReconcileError::MissingField("metadata.uid"))
-}
-
-async fn apply_namespace(obj: Arc<VmNamespace>, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn apply_namespace(
+    obj: Arc<VmNamespace>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
     let result = catalog::register_namespace(
         &ctx.pool,
         CONTROLLER_ACTOR,
         &obj.name_any(),
         &obj.spec,
-        &uid(obj.as_ref())?,
+        &uid_of(obj.as_ref())?,
     )
     .await;
     report(ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
 }
 
-async fn apply_cluster(obj: Arc<Cluster>, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn apply_cluster(obj: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
     let name = obj.name_any();
     let result = catalog::register_cluster(
         &ctx.pool,
         CONTROLLER_ACTOR,
         &name,
         &obj.spec,
-        &uid(obj.as_ref())?,
+        &uid_of(obj.as_ref())?,
     )
     .await;
     if result.is_err() {
@@ -402,27 +405,29 @@ const CREDENTIALS_RECHECK: std::time::Duration = std::time::Duration::from_secs(
 
 async fn apply_instance_size(
     obj: Arc<InstanceSize>,
-    ctx: &Context,
+    ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
     let result = catalog::register_instance_size(
         &ctx.pool,
         CONTROLLER_ACTOR,
         &obj.name_any(),
         &obj.spec,
-        &uid(obj.as_ref())?,
+        &uid_of(obj.as_ref())?,
     )
     .await;
     report(ctx, obj.as_ref(), result.map(|c| (c, json!({})))).await
 }
 
-async fn apply_template(obj: Arc<VmTemplate>, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn apply_template(obj: Arc<VmTemplate>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
     let previous = obj.status.as_ref().and_then(|s| s.current_version);
     let result = catalog::register_template(
         &ctx.pool,
         CONTROLLER_ACTOR,
         &obj.name_any(),
         &obj.spec,
-        &uid(obj.as_ref())?,
+        &uid_of(obj.as_ref())?,
     )
     .await;
     report(
