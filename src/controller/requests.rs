@@ -3,7 +3,8 @@
 
 use super::stamped::{uid_of, verified_requester, with_finalizer};
 use super::status::{
-    condition, denial_reason, deny, patch_status, publish, publish_related, wait_for_reference,
+    condition, denial_reason, deny, patch_status_since, publish, publish_related,
+    wait_for_reference,
 };
 use super::{CONTROLLER_ACTOR, Context, RESYNC, ReconcileError};
 use crate::app::AppError;
@@ -157,10 +158,6 @@ where
     if let (Some(approver), Some(reason)) = (&view.approver, &view.decision_reason) {
         message.push_str(&format!(" (by {approver}: {reason})"));
     }
-    let current = serde_json::to_value(obj)
-        .ok()
-        .and_then(|o| o.get("status").cloned())
-        .unwrap_or_default();
     let vms: Vec<VmRef> = view
         .vms
         .iter()
@@ -194,7 +191,7 @@ where
         let ready = view.status == TicketStatus::Succeeded;
         conditions.push(condition("Ready", ready, phase, &message, generation));
     }
-    let written = patch_status(
+    let written = patch_status_since(
         api,
         obj,
         json!({
@@ -211,9 +208,10 @@ where
         }),
     )
     .await?;
-    if !written {
+    // Transitions are reported against what the API server held, not a lagging cache.
+    let Some(current) = written else {
         return Ok(view.status);
-    }
+    };
     if current.get("phase").and_then(|p| p.as_str()) != Some(phase) {
         let warning = matches!(
             view.status,

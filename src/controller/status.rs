@@ -41,26 +41,51 @@ pub fn condition(
 /// Merges `desired` into the object's status subresource, but only when it differs from
 /// what `obj` shows (an idle system writes nothing). A condition whose status is unchanged
 /// keeps its `lastTransitionTime` (Kubernetes API conventions). True when it wrote.
-pub async fn patch_status<K>(api: &Api<K>, obj: &K, mut desired: Value) -> Result<bool, kube::Error>
+pub async fn patch_status<K>(api: &Api<K>, obj: &K, desired: Value) -> Result<bool, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let current = serde_json::to_value(obj)
+    Ok(patch_status_since(api, obj, desired).await?.is_some())
+}
+
+fn status_of<K: Serialize>(obj: &K) -> Value {
+    serde_json::to_value(obj)
         .ok()
         .and_then(|o| o.get("status").cloned())
-        .unwrap_or(Value::Null);
-    keep_transition_times(&current, &mut desired);
-    if !differs(&current, &desired) {
-        return Ok(false);
+        .unwrap_or(Value::Null)
+}
+
+/// `patch_status`, returning the status it replaced when it wrote. When the cached object
+/// differs from `desired`, the object is read from the API server first: the cache can lag
+/// behind this controller's own last write, and comparing with it would write again and
+/// report the same change twice (one Event per transition).
+pub async fn patch_status_since<K>(
+    api: &Api<K>,
+    obj: &K,
+    mut desired: Value,
+) -> Result<Option<Value>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let cached = status_of(obj);
+    let mut against_cache = desired.clone();
+    keep_transition_times(&cached, &mut against_cache);
+    if !differs(&cached, &against_cache) {
+        return Ok(None);
     }
     let name = obj.meta().name.clone().unwrap_or_default();
+    let current = status_of(&api.get_status(&name).await?);
+    keep_transition_times(&current, &mut desired);
+    if !differs(&current, &desired) {
+        return Ok(None);
+    }
     api.patch_status(
         &name,
         &PatchParams::default(),
         &Patch::Merge(json!({"status": desired})),
     )
     .await?;
-    Ok(true)
+    Ok(Some(current))
 }
 
 /// Copies each condition's `lastTransitionTime` from `current` when its status is the same.

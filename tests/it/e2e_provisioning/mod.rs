@@ -378,8 +378,18 @@ async fn one_unschedulable_vm_of_three_makes_the_ticket_partially_succeed(
             .await
             .unwrap();
     assert_eq!(reason.as_deref(), Some("ErrorUnschedulable"));
-    assert!(audit_actions(&env).await.contains(&"vm.failed".to_string()));
-    assert_eq!(event_count(&env, "r1", "VMFailed").await, 1);
+    // One Event per transition into Failed. The VM may go Failed, Starting, Failed while
+    // KubeVirt's view settles; each transition is audited once, and each gets one Event.
+    let failed_transitions = audit_actions(&env)
+        .await
+        .iter()
+        .filter(|a| *a == "vm.failed")
+        .count() as i64;
+    assert!(failed_transitions >= 1);
+    assert_eq!(
+        event_count(&env, "r1", "VMFailed").await,
+        failed_transitions
+    );
 }
 
 fn condition(obj: &Value, kind: &str) -> Option<Value> {
