@@ -146,6 +146,26 @@ HOME="$demo" "$kubectl_bin" --kubeconfig "$demo/sim/target-1/admin.kubeconfig" -
 k alice -n apps get events.events.k8s.io --field-selector regarding.name=web-capacity \
   -o custom-columns=REASON:.reason,NOTE:.note
 
+say "day two: alice stops a VM (test needs no approver for a stop): examples/vmoperation-stop.yaml"
+k alice apply -f examples/vmoperation-stop.yaml
+k alice -n apps wait --for=condition=Ready vmoperation/stop-web-01 --timeout=90s >/dev/null
+k alice -n apps get vmoperation stop-web-01
+k alice -n apps get vmoperation stop-web-01 -o jsonpath='{.status.message}{"\n"}'
+echo "\$ kubectl get virtualmachines -n team-a   # on target-1: team-a-shop-web-01 is Halted"
+HOME="$demo" "$kubectl_bin" --kubeconfig "$demo/sim/target-1/admin.kubeconfig" --cache-dir "$demo/kube-cache" \
+  get virtualmachines -n team-a
+
+say "alice snapshots the stopped VM: examples/vmoperation-snapshot.yaml"
+k alice apply -f examples/vmoperation-snapshot.yaml
+k alice -n apps wait --for=condition=Ready vmoperation/snapshot-web-01 --timeout=90s >/dev/null
+k alice -n apps get vmoperation snapshot-web-01 -o jsonpath='{.status.phase}{"  snapshot "}{.status.result.snapshot}{"\n"}'
+ks alice snapshots team-a-shop-web-01
+echo "\$ kubectl get virtualmachinesnapshots -n team-a   # on target-1"
+HOME="$demo" "$kubectl_bin" --kubeconfig "$demo/sim/target-1/admin.kubeconfig" --cache-dir "$demo/kube-cache" \
+  get virtualmachinesnapshots -n team-a
+ks admin audit --action vm.stop.
+ks admin audit --action vm.snapshot.
+
 say "a decided ticket refuses another decision (exit code 6: conflict)"
 ks bob reject "$ticket" --reason "too late" || echo "exit code $?"
 
@@ -156,4 +176,4 @@ ks admin audit --actor alice
 "$shepherd" audit verify
 "$shepherd" show | sed -n 1p
 
-say "done: alice's VMs run on target-1, approved by bob, every step in the audit trail"
+say "done: alice's VMs run on target-1, approved by bob; one stopped and snapshotted; every step in the audit trail"

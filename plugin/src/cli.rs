@@ -106,6 +106,11 @@ pub enum Command {
     /// VMs with the platform's label that no VM record knows, as the clusters' drift scans
     /// found them (needs cluster:manage).
     Orphans,
+    /// The snapshots of a VM (what a restore can name), needs vm:read.
+    Snapshots {
+        /// The VM's name.
+        vm: String,
+    },
     /// Audit records (needs audit:read).
     Audit {
         #[arg(long)]

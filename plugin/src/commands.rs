@@ -8,8 +8,8 @@ use crate::output::print_structured;
 use crate::views;
 use chrono::Utc;
 use shepherd_types::api::{
-    ApproveRequest, AuditPage, Orphan, Preview, PreviewRequest, ReasonRequest, Ticket, TicketPage,
-    VmPage, Whoami, paths,
+    ApproveRequest, AuditPage, Orphan, Preview, PreviewRequest, ReasonRequest, Snapshot, Ticket,
+    TicketPage, VmPage, Whoami, paths,
 };
 use uuid::Uuid;
 
@@ -146,6 +146,17 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     eprintln!("No orphaned VMs.");
                 } else {
                     print!("{}", views::orphans(&orphans, now));
+                }
+            }
+        }
+        Command::Snapshots { vm } => {
+            let path = paths::fill(paths::VM_SNAPSHOTS, &[("name", vm.as_str())]);
+            let snapshots: Vec<Snapshot> = api.get(&path).await?;
+            if !print_structured(out, &snapshots)? {
+                if snapshots.is_empty() {
+                    eprintln!("No snapshots of VM {vm}.");
+                } else {
+                    print!("{}", views::snapshots(&snapshots, now));
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use crate::output::{age, dash, table};
 use chrono::{DateTime, Utc};
-use shepherd_types::api::{AuditRecord, Orphan, Preview, Ticket, Vm, Whoami};
+use shepherd_types::api::{AuditRecord, Orphan, Preview, Snapshot, Ticket, Vm, Whoami};
 
 /// `whoami`: the user, its groups, its bindings and its resource roles.
 pub fn whoami(me: &Whoami) -> String {
@@ -209,6 +209,22 @@ pub fn orphans(orphans: &[Orphan], now: DateTime<Utc>) -> String {
         })
         .collect();
     table(&["CLUSTER", "ENV", "NAMESPACE", "NAME", "SEEN"], &rows)
+}
+
+pub fn snapshots(snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
+    let rows: Vec<Vec<String>> = snapshots
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.vm.clone(),
+                s.cluster.clone(),
+                if s.ready { "true" } else { "false" }.to_string(),
+                age(s.created_at, now),
+            ]
+        })
+        .collect();
+    table(&["NAME", "VM", "CLUSTER", "READY", "AGE"], &rows)
 }
 
 #[cfg(test)]

@@ -14,10 +14,8 @@ pub struct ProvisionVm {
     pub vm_id: Uuid,
 }
 
-/// Carry out one approved operation on an existing VM (start, stop, delete, ...); enqueued
-/// when the ticket is approved. Its worker does not exist yet, so these jobs wait in a queue
-/// of their own that no client works (a client working `vm_ops` would discard a kind it
-/// has no worker for).
+/// Carry out one approved operation on an existing VM (start, stop, delete, ...;
+/// `jobs::operate`); enqueued when the ticket is approved, in a queue of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(kind = "vm_operate", queue = "vm_day2", max_attempts = 10)]
 pub struct OperateVm {

@@ -348,3 +348,29 @@ pub async fn orphans(pool: &PgPool, caller: &Caller) -> Result<Vec<OrphanRow>, A
     })?;
     Ok(db::catalog::orphans(&mut conn).await?)
 }
+
+/// The snapshots of the live VM `name`, for callers who may read that VM (`vm:read` in its
+/// System and environment). A VM the caller may not read is reported as not found.
+pub async fn vm_snapshots(
+    pool: &PgPool,
+    caller: &Caller,
+    name: &str,
+) -> Result<Vec<db::snapshots::SnapshotRow>, AppError> {
+    let mut conn = pool.acquire().await?;
+    let not_found = || AppError::NotFound {
+        what: "vm",
+        id: name.to_string(),
+    };
+    let vm = db::vms::live_by_name(&mut conn, name)
+        .await?
+        .ok_or_else(not_found)?;
+    let viewer = Viewer::load(&mut conn, caller).await?;
+    if !viewer.allows(
+        Permission::VmRead,
+        Some(&system_ref(vm.system_id, &vm.system_name)),
+        env_of(&vm.environment),
+    ) {
+        return Err(not_found());
+    }
+    Ok(db::snapshots::for_vm(&mut conn, vm.id).await?)
+}

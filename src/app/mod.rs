@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod job_args;
 pub mod listings;
 pub mod migrate;
+pub mod operate;
 pub mod operations;
 pub mod provisioning;
 pub mod rbac;

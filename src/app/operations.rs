@@ -5,65 +5,62 @@
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
 use super::submission::{Submission, TicketDraft, record, recorded_submission};
+use crate::crd::VmOperationSpec;
 use crate::db;
 use crate::db::vms::VmTarget;
 use crate::domain::Environment;
+use crate::domain::operation::{Refusal, check_admissible};
 use crate::domain::permissions::Permission;
 use crate::domain::ticket::Operation;
+use crate::domain::vm_state::VmState;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-/// A VmOperation as the use case needs it.
+/// A VmOperation as the use case needs it: the object that asked and its spec.
 #[derive(Debug, Clone)]
 pub struct VmOperationInput {
     pub uid: String,
     pub object_namespace: String,
     pub object_name: String,
-    pub vm: String,
-    pub operation: Operation,
-    pub reason: String,
-    pub snapshot: Option<String>,
-    pub clone_name: Option<String>,
+    pub spec: VmOperationSpec,
 }
 
-/// VM states in which no further operation is accepted.
-const GONE: [&str; 2] = ["Deleting", "Deleted"];
+fn invalid(field: &str, rule: impl ToString) -> AppError {
+    AppError::Invalid {
+        field: field.into(),
+        rule: rule.to_string(),
+    }
+}
 
-/// The VM exists and is not going away, and the caller may perform the operation on it in
-/// its System and environment. Used by admission and again by the reconciler.
+/// The VM exists, accepts the operation in its state (`domain::operation`), the operation's
+/// own fields hold (a restore's snapshot, a prod delete's confirmation), and the caller may
+/// perform it in the VM's System and environment. Used by admission and again by the
+/// reconciler.
 pub async fn validate_vm_operation(
     conn: &mut PgConnection,
     caller: &Caller,
     input: &VmOperationInput,
 ) -> Result<(VmTarget, Environment), AppError> {
-    if input.operation == Operation::Create {
-        return Err(AppError::Invalid {
-            field: "spec.operation".into(),
-            rule: "VMs are created with a VmRequest".into(),
-        });
+    let spec = &input.spec;
+    if spec.operation == Operation::Create {
+        return Err(invalid("spec.operation", Refusal::CreateIsARequest));
     }
-    let vm = db::vms::live_by_name(conn, &input.vm)
+    let vm = db::vms::live_by_name(conn, &spec.vm)
         .await?
         .ok_or_else(|| AppError::NotFound {
             what: "vm",
-            id: input.vm.clone(),
+            id: spec.vm.clone(),
         })?;
-    if GONE.contains(&vm.status.as_str()) {
-        return Err(AppError::Conflict(format!(
-            "VM {:?} is {} and accepts no operation",
-            vm.name, vm.status
-        )));
-    }
-    let env: Environment = vm.environment.parse().map_err(|e| AppError::Invalid {
-        field: "namespaces.environment".into(),
-        rule: format!("{e}"),
-    })?;
-    let action = format!("{} VMs", input.operation.as_str());
+    let env: Environment = vm
+        .environment
+        .parse()
+        .map_err(|e| invalid("namespaces.environment", e))?;
+    let action = format!("{} VMs", spec.operation.as_str());
     authorize(
         conn,
         caller,
         &Check {
-            permission: Permission::for_operation(input.operation),
+            permission: Permission::for_operation(spec.operation),
             action: &action,
             system: Some(&SystemRef {
                 id: vm.system_id,
@@ -73,7 +70,73 @@ pub async fn validate_vm_operation(
         },
     )
     .await?;
+    let state: VmState = vm.status.parse().map_err(|e| invalid("vms.status", e))?;
+    check_admissible(
+        &vm.name,
+        state,
+        vm.not_migratable.as_deref(),
+        spec.operation,
+    )
+    .map_err(|refusal| AppError::Conflict(refusal.to_string()))?;
+    check_fields(conn, &vm, env, spec).await?;
     Ok((vm, env))
+}
+
+/// The fields only some operations take.
+async fn check_fields(
+    conn: &mut PgConnection,
+    vm: &VmTarget,
+    env: Environment,
+    spec: &VmOperationSpec,
+) -> Result<(), AppError> {
+    match spec.operation {
+        Operation::Restore => {
+            let name = spec.snapshot.as_deref().ok_or_else(|| {
+                invalid("spec.snapshot", "a restore names the snapshot to restore")
+            })?;
+            match db::snapshots::readiness(conn, vm.id, name).await? {
+                Some(true) => Ok(()),
+                Some(false) => Err(invalid(
+                    "spec.snapshot",
+                    format!(
+                        "snapshot {name:?} of VM {} is not ready to use yet",
+                        vm.name
+                    ),
+                )),
+                None => Err(invalid(
+                    "spec.snapshot",
+                    format!(
+                        "VM {} has no snapshot {name:?} (`kubectl shepherd snapshots {}` lists them)",
+                        vm.name, vm.name
+                    ),
+                )),
+            }
+        }
+        Operation::Snapshot => match spec.snapshot.as_deref() {
+            Some(name) if db::snapshots::readiness(conn, vm.id, name).await?.is_some() => {
+                Err(AppError::Conflict(format!(
+                    "VM {} already has a snapshot named {name:?}",
+                    vm.name
+                )))
+            }
+            _ => Ok(()),
+        },
+        Operation::Delete => match spec.confirm_name.as_deref() {
+            Some(name) if name != vm.name => Err(invalid(
+                "spec.confirmName",
+                format!("must equal the VM's name {:?}", vm.name),
+            )),
+            None if env == Environment::Prod => Err(invalid(
+                "spec.confirmName",
+                format!(
+                    "a delete in prod must repeat the VM's name: set spec.confirmName to {:?}",
+                    vm.name
+                ),
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// Records the operation's ticket once per object uid (see [`super::submission`]); the
@@ -89,7 +152,8 @@ pub async fn submit_vm_operation(
         return Ok(existing);
     }
     let (vm, env) = validate_vm_operation(&mut tx, caller, input).await?;
-    let op = input.operation;
+    let spec = &input.spec;
+    let op = spec.operation;
     let draft = TicketDraft {
         uid: &input.uid,
         object_namespace: &input.object_namespace,
@@ -100,9 +164,9 @@ pub async fn submit_vm_operation(
         namespace_id: vm.namespace_id,
         vm_id: Some(vm.id),
         vm_count: 1,
-        reason: &input.reason,
-        request: json!({"vm": vm.name, "operation": op.as_str(),
-                        "snapshot": input.snapshot, "cloneName": input.clone_name}),
+        reason: &spec.reason,
+        request: json!({"vm": vm.name, "operation": op.as_str(), "snapshot": spec.snapshot,
+                        "confirmName": spec.confirm_name}),
     };
     let submission = record(&mut tx, river, caller, draft).await?;
     tx.commit().await?;

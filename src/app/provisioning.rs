@@ -7,7 +7,7 @@ use super::AppError;
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::vms::{ProvisionTarget, VmObservation, WatchedVm};
-use crate::domain::ticket::TicketStatus;
+use crate::domain::ticket::{Operation, TicketStatus};
 use crate::domain::vm_state::{Observed, PowerState, VmState, create_outcome};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -121,7 +121,7 @@ async fn ticket_event(
 }
 
 /// `PartiallySucceeded` -> `partially_succeeded`, for dotted action names.
-fn snake(name: &str) -> String {
+pub(crate) fn snake(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
@@ -160,6 +160,7 @@ pub async fn record_applied(
             ip_address: None,
             node: None,
             last_error: None,
+            not_migratable: None,
         },
     )
     .await?;
@@ -203,6 +204,7 @@ pub async fn record_failure(
             ip_address: None,
             node: None,
             last_error: Some(message),
+            not_migratable: None,
         },
     )
     .await?;
@@ -275,6 +277,11 @@ pub async fn settle_ticket(
     let Some(status) = db::tickets::lock_status(conn, ticket_id).await? else {
         return Ok(None);
     };
+    // A clone's VM row belongs to the clone's operation ticket, which its job settles.
+    if db::tickets::operation(conn, ticket_id).await?.as_deref() != Some(Operation::Create.as_str())
+    {
+        return Ok(None);
+    }
     let mut current: TicketStatus = parse("tickets.status", &status)?;
     let states = db::vms::states_for_ticket(conn, ticket_id).await?;
     let vms = states
@@ -349,6 +356,16 @@ pub async fn record_observation(
     };
     let ticket = row.ticket_id.to_string();
     let observed = seen.filter(|(t, _)| *t == ticket).map(|(_, o)| o);
+    // A VM the platform deletes is gone once its cluster no longer has it.
+    if observed.is_none()
+        && row.status == VmState::Deleting.as_str()
+        && row.status_reason.as_deref() == Some(DELETE_REQUESTED)
+    {
+        let deleted =
+            record_deleted(&mut tx, row.id, &row.name, row.ticket_id, &row.environment).await?;
+        tx.commit().await?;
+        return Ok(deleted);
+    }
     let Some(next) = next_observation(&row, observed)? else {
         return Ok(false);
     };
@@ -362,6 +379,7 @@ pub async fn record_observation(
             ip_address: next.ip.as_deref(),
             node: next.node.as_deref(),
             last_error: next.message.as_deref(),
+            not_migratable: next.not_migratable.as_deref(),
         },
     )
     .await?;
@@ -424,6 +442,40 @@ fn next_observation(
             ),
             ip: None,
             node: None,
+            not_migratable: None,
         }),
     })
+}
+
+/// A VM the platform is deleting is gone from its cluster: it becomes `Deleted`, audited,
+/// with its event. Called by the delete job and by the cluster's watcher, whichever sees it
+/// first; the second changes nothing. In the caller's transaction. True when it changed.
+pub async fn record_deleted(
+    conn: &mut PgConnection,
+    vm_id: Uuid,
+    vm_name: &str,
+    ticket_id: Uuid,
+    environment: &str,
+) -> Result<bool, AppError> {
+    if !db::vms::mark_deleted(conn, vm_id).await? {
+        return Ok(false);
+    }
+    db::events::insert(
+        conn,
+        "vm",
+        vm_id,
+        "vm.state.deleted",
+        "Completed",
+        &json!({"vm_id": vm_id, "state": "Deleted"}),
+    )
+    .await?;
+    db::audit::append(
+        conn,
+        &AuditEntry::new("vm.deleted", PROVISIONER, "vm", vm_id, vm_name)
+            .parent("ticket", ticket_id)
+            .environment(environment),
+    )
+    .await?;
+    db::tickets::notify_changed(conn, ticket_id).await?;
+    Ok(true)
 }

@@ -240,6 +240,9 @@ pub struct TicketView {
     pub approver: Option<String>,
     pub decision_reason: Option<String>,
     pub vms: Vec<db::vms::VmSummary>,
+    /// What an operation produced (`tickets.result`), for an operation ticket.
+    pub result: Option<serde_json::Value>,
+    pub error_message: Option<String>,
 }
 
 pub async fn ticket_view(pool: &PgPool, ticket_id: Uuid) -> Result<TicketView, AppError> {
@@ -256,13 +259,20 @@ pub async fn ticket_view(pool: &PgPool, ticket_id: Uuid) -> Result<TicketView, A
         environment: parse_env(&ticket.environment)?,
         approver: ticket.approver,
         decision_reason: ticket.decision_reason,
-        // A create ticket lists the VMs it made; an operation ticket the VM it acts on.
+        // A create ticket lists the VMs it made; an operation ticket the VM it acts on (and
+        // a clone's the VM it made).
         vms: match ticket.vm_id {
-            Some(vm_id) => db::vms::summary(&mut conn, vm_id)
-                .await?
-                .into_iter()
-                .collect(),
+            Some(vm_id) => {
+                let mut vms: Vec<_> = db::vms::summary(&mut conn, vm_id)
+                    .await?
+                    .into_iter()
+                    .collect();
+                vms.extend(db::vms::made_by_ticket(&mut conn, ticket_id).await?);
+                vms
+            }
             None => db::vms::for_ticket(&mut conn, ticket_id).await?,
         },
+        result: db::tickets::result(&mut conn, ticket_id).await?,
+        error_message: ticket.error_message,
     })
 }

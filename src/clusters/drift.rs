@@ -28,14 +28,23 @@ pub async fn managed_vms(target: &TargetCluster) -> Result<Vec<FoundVm>, CallErr
         .collect())
 }
 
-/// Managers of the main resource (not a subresource such as `status`) other than ours
-/// whose fields include the spec.
+/// KubeVirt's own components, which write a VM's spec when asked through KubeVirt's API:
+/// virt-api for the start, stop and restart subresources (`runStrategy`), virt-controller
+/// for a restore. The platform's operations ask for those; they are not drift.
+const KUBEVIRT_MANAGERS: [&str; 2] = ["virt-api", "virt-controller"];
+
+/// Managers of the main resource (not a subresource such as `status`) other than ours and
+/// KubeVirt's whose fields include the spec.
 fn foreign_spec_managers(vm: &DynamicObject) -> Vec<String> {
     let mut managers: Vec<String> = vm
         .managed_fields()
         .iter()
         .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
-        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter(|m| {
+            m.manager
+                .as_deref()
+                .is_some_and(|name| name != FIELD_MANAGER && !KUBEVIRT_MANAGERS.contains(&name))
+        })
         .filter(|m| {
             m.fields_v1
                 .as_ref()

@@ -32,6 +32,42 @@ pub mod kubevirt {
             "virtualmachineinstances",
         )
     }
+
+    pub fn migration() -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstanceMigration"),
+            "virtualmachineinstancemigrations",
+        )
+    }
+
+    pub fn snapshot() -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("snapshot.kubevirt.io", "v1beta1", "VirtualMachineSnapshot"),
+            "virtualmachinesnapshots",
+        )
+    }
+
+    pub fn restore() -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("snapshot.kubevirt.io", "v1beta1", "VirtualMachineRestore"),
+            "virtualmachinerestores",
+        )
+    }
+
+    pub fn clone() -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("clone.kubevirt.io", "v1beta1", "VirtualMachineClone"),
+            "virtualmachineclones",
+        )
+    }
+
+    /// The path of a VM subresource of KubeVirt's aggregated API (`start`, `stop`,
+    /// `restart`).
+    pub fn vm_subresource_path(namespace: &str, name: &str, verb: &str) -> String {
+        format!(
+            "/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{name}/{verb}"
+        )
+    }
 }
 
 use crate::db::catalog::ClusterAccess;

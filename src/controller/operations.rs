@@ -33,11 +33,7 @@ pub fn input(op: &VmOperation) -> Result<VmOperationInput, ReconcileError> {
         uid: uid_of(op)?,
         object_namespace: op.namespace().unwrap_or_default(),
         object_name: op.name_any(),
-        vm: op.spec.vm.clone(),
-        operation: op.spec.operation,
-        reason: op.spec.reason.clone(),
-        snapshot: op.spec.snapshot.clone(),
-        clone_name: op.spec.clone_name.clone(),
+        spec: op.spec.clone(),
     })
 }
 

@@ -13,6 +13,7 @@ use crate::app::requests::{
 };
 use crate::crd::VmRequest;
 use crate::crd::phase::RequestPhase;
+use crate::crd::vm_operation::OperationResult;
 use crate::crd::vm_request::VmRef;
 use crate::domain::ticket::TicketStatus;
 use kube::runtime::controller::Action;
@@ -187,10 +188,15 @@ where
             "Approved", true, "Approved", &message, generation,
         )),
     }
-    if creates {
-        let ready = view.status == TicketStatus::Succeeded;
-        conditions.push(condition("Ready", ready, phase, &message, generation));
+    let ready = view.status == TicketStatus::Succeeded;
+    if let (TicketStatus::Failed, Some(error)) = (view.status, &view.error_message) {
+        message.push_str(&format!(": {error}"));
     }
+    conditions.push(condition("Ready", ready, phase, &message, generation));
+    // An operation's result: what it made or where it moved the VM, or why it failed.
+    let result = (!creates)
+        .then(|| view.result.as_ref().and_then(operation_result))
+        .flatten();
     let written = patch_status_since(
         api,
         obj,
@@ -203,6 +209,7 @@ where
             "approver": view.approver,
             "decisionReason": view.decision_reason,
             "vms": vms,
+            "result": result,
             "message": message,
             "conditions": conditions,
         }),
@@ -262,9 +269,36 @@ where
     Ok(view.status)
 }
 
+/// The fields of a ticket's result a VmOperation shows (progress markers stay inside);
+/// None when there is nothing to show.
+fn operation_result(result: &serde_json::Value) -> Option<OperationResult> {
+    let text = |key: &str| result.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let shown = OperationResult {
+        snapshot: text("snapshot"),
+        source_node: text("sourceNode"),
+        target_node: text("targetNode"),
+        clone: text("clone"),
+        failure_reason: text("failureReason"),
+    };
+    (shown != OperationResult::default()).then_some(shown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operation_shows_what_it_produced_and_nothing_else() {
+        let shown = operation_result(&json!({"snapshot": "s1", "replacedVmi": "uid-1"})).unwrap();
+        assert_eq!(shown.snapshot.as_deref(), Some("s1"));
+        assert_eq!(
+            serde_json::to_value(&shown).unwrap(),
+            json!({"snapshot": "s1"})
+        );
+        assert_eq!(operation_result(&json!({"replacedVmi": "uid-1"})), None);
+        let failed = operation_result(&json!({"failureReason": "NotLiveMigratable"})).unwrap();
+        assert_eq!(failed.failure_reason.as_deref(), Some("NotLiveMigratable"));
+    }
 
     #[test]
     fn every_ticket_state_says_what_happens_next() {

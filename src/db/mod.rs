@@ -7,6 +7,7 @@ pub mod events;
 pub mod policies;
 pub mod rbac;
 pub mod services;
+pub mod snapshots;
 pub mod tickets;
 pub mod vms;
 

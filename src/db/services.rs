@@ -389,3 +389,27 @@ pub async fn list_services(
     .fetch_all(conn)
     .await
 }
+
+/// The names a VM's name is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmNameParts {
+    pub namespace: String,
+    pub system: String,
+    pub service: String,
+}
+
+pub async fn names_for_vm(
+    conn: &mut PgConnection,
+    vm_id: Uuid,
+) -> sqlx::Result<Option<VmNameParts>> {
+    sqlx::query_as!(
+        VmNameParts,
+        r#"SELECT n.name AS namespace, sys.name AS system, s.name AS service
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
+           JOIN services s ON s.id = v.service_id JOIN systems sys ON sys.id = s.system_id
+           WHERE v.id = $1"#,
+        vm_id
+    )
+    .fetch_optional(conn)
+    .await
+}

@@ -53,12 +53,13 @@ pub struct TicketRow {
     pub approver: Option<String>,
     pub decision_reason: Option<String>,
     pub vm_id: Option<Uuid>,
+    pub error_message: Option<String>,
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketRow>> {
     sqlx::query_as!(
         TicketRow,
-        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id, error_message
            FROM tickets WHERE id = $1"#,
         id
     )
@@ -82,7 +83,7 @@ pub async fn decide(
         r#"UPDATE tickets
            SET status = $3, approver = $4, decision_reason = $5, decided_at = now(), updated_at = now()
            WHERE id = $1 AND status = $2
-           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id"#,
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id, error_message"#,
         id,
         from,
         to,
@@ -104,7 +105,7 @@ pub async fn by_request_uid(
 ) -> sqlx::Result<Option<TicketRow>> {
     sqlx::query_as!(
         TicketRow,
-        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id
+        r#"SELECT id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id, error_message
            FROM tickets WHERE request_uid = $1"#,
         request_uid
     )
@@ -146,7 +147,7 @@ pub async fn cancel(
         TicketRow,
         r#"UPDATE tickets SET status = 'Cancelled', decision_reason = $2, decided_at = now(), updated_at = now()
            WHERE id = $1 AND status = 'PendingApproval'
-           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id"#,
+           RETURNING id, operation, status, requester, environment, service_id, approver, decision_reason, vm_id, error_message"#,
         id,
         reason
     )
@@ -322,7 +323,8 @@ pub async fn advance(
     error_message: Option<&str>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        r#"UPDATE tickets SET status = $3, error_message = COALESCE($4, error_message), updated_at = now()
+        r#"UPDATE tickets SET status = $3, error_message = COALESCE($4, error_message), updated_at = now(),
+                  started_at = CASE WHEN $3 = 'Executing' THEN now() ELSE started_at END
            WHERE id = $1 AND status = $2"#,
         id,
         from,
@@ -358,6 +360,97 @@ pub async fn request_uid(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opti
 /// A ticket's status, its row locked for the rest of the transaction.
 pub async fn lock_status(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!("SELECT status FROM tickets WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Everything carrying out one day-2 operation needs: its ticket, the VM it acts on and
+/// where that VM lives.
+#[derive(Debug, Clone)]
+pub struct OperationTarget {
+    pub ticket_id: Uuid,
+    pub operation: String,
+    pub ticket_status: String,
+    pub requester: String,
+    pub approver: Option<String>,
+    pub environment: String,
+    pub request: Value,
+    pub result: Option<Value>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub vm_id: Uuid,
+    pub vm_name: String,
+    pub vm_status: String,
+    pub desired_power_state: String,
+    pub service_id: Uuid,
+    pub namespace: String,
+    pub cluster_id: Option<Uuid>,
+    pub cluster: Option<String>,
+    /// The cluster's capabilities from its last probe (`domain::cluster_probe`).
+    pub capabilities: Option<Value>,
+}
+
+pub async fn operation_target(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+) -> sqlx::Result<Option<OperationTarget>> {
+    sqlx::query_as!(
+        OperationTarget,
+        r#"SELECT t.id AS ticket_id, t.operation, t.status AS ticket_status, t.requester, t.approver,
+                  t.environment, t.request, t.result, t.started_at, v.id AS vm_id, v.name AS vm_name,
+                  v.status AS vm_status, v.desired_power_state, v.service_id, n.name AS namespace,
+                  v.cluster_id, (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?",
+                  (SELECT c.capabilities FROM clusters c WHERE c.id = v.cluster_id) AS "capabilities?"
+           FROM tickets t
+           JOIN vms v ON v.id = t.vm_id
+           JOIN namespaces n ON n.id = v.namespace_id
+           WHERE t.id = $1"#,
+        ticket_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Another operation ticket of the VM that is executing now, if any.
+pub async fn other_executing_on_vm(
+    conn: &mut PgConnection,
+    vm_id: Uuid,
+    ticket_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM tickets WHERE vm_id = $1 AND id <> $2 AND status = 'Executing' LIMIT 1",
+        vm_id,
+        ticket_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Merges `fields` into the ticket's result (what the operation produced, progress markers).
+pub async fn merge_result(conn: &mut PgConnection, id: Uuid, fields: &Value) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE tickets SET result = COALESCE(result, '{}'::jsonb) || $2, updated_at = now()
+         WHERE id = $1 AND COALESCE(result, '{}'::jsonb) || $2 IS DISTINCT FROM result",
+        id,
+        fields
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The result an operation ticket recorded.
+pub async fn result(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Value>> {
+    Ok(
+        sqlx::query_scalar!("SELECT result FROM tickets WHERE id = $1", id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
+}
+
+/// A ticket's operation.
+pub async fn operation(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT operation FROM tickets WHERE id = $1", id)
         .fetch_optional(conn)
         .await
 }

@@ -153,6 +153,7 @@ pub struct VmTarget {
     pub id: Uuid,
     pub name: String,
     pub status: String,
+    pub not_migratable: Option<String>,
     pub service_id: Uuid,
     pub namespace_id: Uuid,
     pub system_id: Uuid,
@@ -163,7 +164,7 @@ pub struct VmTarget {
 pub async fn live_by_name(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<VmTarget>> {
     sqlx::query_as!(
         VmTarget,
-        r#"SELECT v.id, v.name, v.status, v.service_id, v.namespace_id, sys.id AS system_id,
+        r#"SELECT v.id, v.name, v.status, v.not_migratable, v.service_id, v.namespace_id, sys.id AS system_id,
                   sys.name AS system_name, n.environment
            FROM vms v
            JOIN services s ON s.id = v.service_id
@@ -280,6 +281,7 @@ pub struct VmObservation<'a> {
     pub ip_address: Option<&'a str>,
     pub node: Option<&'a str>,
     pub last_error: Option<&'a str>,
+    pub not_migratable: Option<&'a str>,
 }
 
 /// Writes a VM's observed state when the row is in `from`; false when it was not (a
@@ -292,17 +294,18 @@ pub async fn set_observation(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         r#"UPDATE vms SET status = $3, status_reason = $4, ip_address = $5, node = $6,
-                  last_error = COALESCE($7, last_error), updated_at = now()
+                  last_error = COALESCE($7, last_error), not_migratable = $8, updated_at = now()
            WHERE id = $1 AND status = $2
-             AND (status, status_reason, ip_address, node, last_error)
-                 IS DISTINCT FROM ($3, $4, $5, $6, COALESCE($7, last_error))"#,
+             AND (status, status_reason, ip_address, node, last_error, not_migratable)
+                 IS DISTINCT FROM ($3, $4, $5, $6, COALESCE($7, last_error), $8)"#,
         id,
         from,
         o.status,
         o.status_reason,
         o.ip_address,
         o.node,
-        o.last_error
+        o.last_error,
+        o.not_migratable
     )
     .execute(conn)
     .await?;
@@ -418,6 +421,126 @@ pub async fn clear_drift_except(
            AND NOT (name = ANY($2))",
         cluster_id,
         drifted
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a VM from `from` to `Deleting` with `reason` (the platform's own delete); false
+/// when it was not in `from`.
+pub async fn mark_deleting(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE vms SET status = 'Deleting', status_reason = $3, updated_at = now()
+         WHERE id = $1 AND status = $2",
+        id,
+        from,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A `Deleting` VM is gone from its cluster: it becomes `Deleted` (and leaves the live
+/// names, so its name could be taken again). False when it was not `Deleting`.
+pub async fn mark_deleted(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE vms SET status = 'Deleted', deleted_at = now(), ip_address = NULL, node = NULL,
+                        not_migratable = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'Deleting'",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the power state users asked for, so a later render keeps it. True when it
+/// changed.
+pub async fn set_desired_power(
+    conn: &mut PgConnection,
+    id: Uuid,
+    power: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE vms SET desired_power_state = $2, updated_at = now()
+         WHERE id = $1 AND desired_power_state <> $2",
+        id,
+        power
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A clone's row: what it shares with its source (service, namespace, cluster, size,
+/// template, storage) and its own name, index and ticket. It starts `Creating` until the
+/// watcher sees it.
+#[derive(Debug, Clone)]
+pub struct NewClone<'a> {
+    pub source_id: Uuid,
+    pub name: &'a str,
+    pub ticket_id: Uuid,
+    pub instance_index: i32,
+    pub created_by: &'a str,
+}
+
+pub async fn insert_clone(conn: &mut PgConnection, c: &NewClone<'_>) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO vms (name, ticket_id, service_id, namespace_id, cluster_id, instance_index,
+                            instance_size_id, template_version_id, storage_class, created_by,
+                            desired_power_state, source_vm_id)
+           SELECT $2, $3, s.service_id, s.namespace_id, s.cluster_id, $4, s.instance_size_id,
+                  s.template_version_id, s.storage_class, $5, s.desired_power_state, s.id
+           FROM vms s WHERE s.id = $1
+           RETURNING id"#,
+        c.source_id,
+        c.name,
+        c.ticket_id,
+        c.instance_index,
+        c.created_by
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The live VM an operation ticket made (a clone), if any.
+pub async fn made_by_ticket(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+) -> sqlx::Result<Option<VmSummary>> {
+    sqlx::query_as!(
+        VmSummary,
+        r#"SELECT v.id, v.name, (SELECT c.name FROM clusters c WHERE c.id = v.cluster_id) AS "cluster?",
+                  n.name AS namespace, v.status, v.status_reason, v.desired_power_state, v.ip_address, v.node
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
+           WHERE v.ticket_id = $1 AND v.source_vm_id IS NOT NULL"#,
+        ticket_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Locks a VM's row for the rest of the transaction; its state, or None when it does not
+/// exist.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT status FROM vms WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records what last went wrong with a VM (shown with its state).
+pub async fn set_last_error(conn: &mut PgConnection, id: Uuid, message: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE vms SET last_error = $2, updated_at = now() WHERE id = $1 AND last_error IS DISTINCT FROM $2",
+        id,
+        message
     )
     .execute(conn)
     .await?;

@@ -7,6 +7,7 @@ pub mod drift;
 pub mod environment;
 pub mod identity;
 pub mod names;
+pub mod operation;
 pub mod parse;
 pub mod permissions;
 pub mod placement;

@@ -2,6 +2,7 @@
 //! transaction as the domain write that needs them and carry ids only; workers load the rest.
 
 pub mod drift;
+pub mod operate;
 pub mod probe;
 pub mod provision;
 pub mod retention;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 /// The queue for work on target clusters.
 pub const VM_QUEUE: &str = "vm_ops";
-/// The queue of day-2 operation jobs (no worker yet).
+/// The queue of day-2 operation jobs, apart from provisioning so that a burst of new VMs
+/// does not hold up a stop (nor the other way round).
 pub const DAY2_QUEUE: &str = "vm_day2";
 /// The queue of cluster probes, apart so VM work never waits behind them (nor they behind it).
 pub const CLUSTER_QUEUE: &str = "clusters";
@@ -49,7 +51,7 @@ pub fn backoff(attempt: i32) -> Duration {
 /// How this process works jobs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Jobs of the `vm_ops` queue worked at once by this process.
+    /// Jobs of the `vm_ops` queue (and as many of `vm_day2`) worked at once by this process.
     pub concurrency: usize,
     /// Concurrent writes to one target cluster.
     pub cluster_write_concurrency: usize,
@@ -100,6 +102,11 @@ pub fn worker_client(
         clusters: clusters.clone(),
         job_timeout: opts.job_timeout,
     })?;
+    workers.add(operate::OperateWorker {
+        pool: pool.clone(),
+        clusters: clusters.clone(),
+        job_timeout: opts.job_timeout,
+    })?;
     let prober = probe::ProbeWorker {
         pool: pool.clone(),
         clusters: clusters.clone(),
@@ -140,6 +147,7 @@ pub fn worker_client(
     Ok(riverqueue::Client::builder(pool.clone())
         .workers(workers)
         .queue(VM_QUEUE, QueueConfig::new(opts.concurrency.max(1)))
+        .queue(DAY2_QUEUE, QueueConfig::new(opts.concurrency.max(1)))
         .queue(CLUSTER_QUEUE, QueueConfig::new(CLUSTER_QUEUE_CONCURRENCY))
         .periodic_job(probe_all)
         .periodic_job(scan_all)

@@ -308,12 +308,31 @@ fn operation_and_approval_rules() {
     );
     let errors = cel_errors(
         "vmoperations",
-        &op(json!({"vm": "v", "operation": "clone", "reason": "r"})),
+        &op(json!({"vm": "v", "operation": "stop", "reason": "r", "confirmName": "v"})),
         None,
     );
     assert!(
-        errors.iter().any(|m| m.contains("cloneName is required")),
+        errors.iter().any(|m| m.contains("only a delete takes it")),
         "{errors:?}"
+    );
+    let errors = cel_errors(
+        "vmoperations",
+        &op(json!({"vm": "v", "operation": "delete", "reason": "r", "confirmName": "w"})),
+        None,
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("confirmName must equal spec.vm")),
+        "{errors:?}"
+    );
+    assert!(
+        cel_errors(
+            "vmoperations",
+            &op(json!({"vm": "v", "operation": "delete", "reason": "r", "confirmName": "v"})),
+            None
+        )
+        .is_empty()
     );
 
     let appr = |decision: &str| {

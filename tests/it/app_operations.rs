@@ -8,6 +8,7 @@ use shepherd::app::AppError;
 use shepherd::app::access::Caller;
 use shepherd::app::approvals::{approve, preview, reject};
 use shepherd::app::operations::{VmOperationInput, submit_vm_operation};
+use shepherd::crd::VmOperationSpec;
 use shepherd::crd::approval::Overrides;
 use shepherd::domain::Subject;
 use shepherd::domain::ticket::{Operation, TicketStatus};
@@ -25,11 +26,13 @@ fn op(uid: &str, operation: Operation) -> VmOperationInput {
         uid: uid.into(),
         object_namespace: "apps".into(),
         object_name: format!("op-{uid}"),
-        vm: VM.into(),
-        operation,
-        reason: "maintenance".into(),
-        snapshot: None,
-        clone_name: (operation == Operation::Clone).then(|| "web-copy".into()),
+        spec: VmOperationSpec {
+            vm: VM.into(),
+            operation,
+            reason: "maintenance".into(),
+            snapshot: None,
+            confirm_name: None,
+        },
     }
 }
 
@@ -198,16 +201,9 @@ async fn each_operation_needs_its_permission(opts: PgPoolOptions, connect: PgCon
         matches!(hidden, Err(AppError::NotFound { .. })),
         "{hidden:?}"
     );
-    let missing = submit_vm_operation(
-        &t.pool,
-        &river,
-        &alice(),
-        &VmOperationInput {
-            vm: "no-such-vm".into(),
-            ..op("x2", Operation::Stop)
-        },
-    )
-    .await;
+    let mut unknown = op("x2", Operation::Stop);
+    unknown.spec.vm = "no-such-vm".into();
+    let missing = submit_vm_operation(&t.pool, &river, &alice(), &unknown).await;
     assert!(
         matches!(missing, Err(AppError::NotFound { what: "vm", .. })),
         "{missing:?}"

@@ -440,7 +440,7 @@ async fn vm_operations_open_tickets_that_approvals_decide(
     let vm_operation = |name: &str, vm: &str, operation: &str| {
         format!(
             "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmOperation\nmetadata: {{name: {name}, namespace: apps}}\n\
-             spec: {{vm: {vm}, operation: {operation}, cloneName: web-copy, reason: \"a copy for debugging\"}}\n"
+             spec: {{vm: {vm}, operation: {operation}, reason: \"a copy for debugging\"}}\n"
         )
     };
 

@@ -24,6 +24,7 @@ mod e2e_approvals;
 mod e2e_clusters;
 mod e2e_front_door;
 mod e2e_idle;
+mod e2e_operations;
 mod e2e_provisioning;
 mod lease;
 mod metrics;

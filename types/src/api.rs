@@ -299,6 +299,22 @@ pub struct Orphan {
     pub first_seen_at: DateTime<Utc>,
 }
 
+/// A snapshot of a VM, taken by a `snapshot` operation; a `restore` names it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub name: String,
+    pub vm: String,
+    pub cluster: String,
+    pub namespace: String,
+    /// The snapshot operation's ticket.
+    pub ticket_id: uuid::Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Whether KubeVirt reported it ready to use (only then can it be restored).
+    pub ready: bool,
+    pub ready_at: Option<DateTime<Utc>>,
+}
+
 /// The REST API's paths. The server's routes, its OpenAPI document and the plugin's calls
 /// all read them from here, so they cannot disagree. Parameters use the `{name}` form that
 /// both OpenAPI and axum understand; [`paths::fill`] puts values in.
@@ -322,10 +338,12 @@ pub mod paths {
     pub const RBAC_BINDINGS: &str = "/api/v1/rbac/bindings";
     pub const RBAC_BINDING: &str = "/api/v1/rbac/bindings/{id}";
     pub const ORPHANS: &str = "/api/v1/orphans";
+    pub const VM_SNAPSHOTS: &str = "/api/v1/vms/{name}/snapshots";
 
     /// Every path, for checks that each is routed and documented.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         ORPHANS,
+        VM_SNAPSHOTS,
         OPENAPI,
         WHOAMI,
         TICKETS,

@@ -175,16 +175,11 @@ impl ShepherdPolicy {
                 check_duplicate(&mut conn, &caller, &request, &resolved).await?;
             }
             ("VmOperation", Operation::Create) => {
-                let spec: crate::crd::VmOperationSpec = spec_of(input.object.as_ref())?;
                 let operation = crate::app::operations::VmOperationInput {
                     uid: uid_of(input.object.as_ref()),
                     object_namespace: input.namespace.clone().unwrap_or_default(),
                     object_name: input.name.clone(),
-                    vm: spec.vm,
-                    operation: spec.operation,
-                    reason: spec.reason,
-                    snapshot: spec.snapshot,
-                    clone_name: spec.clone_name,
+                    spec: spec_of(input.object.as_ref())?,
                 };
                 crate::app::operations::validate_vm_operation(&mut conn, &caller, &operation)
                     .await?;

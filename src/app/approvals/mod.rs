@@ -7,6 +7,7 @@
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
 use super::job_args::{OperateVm, ProvisionVm};
+use super::provisioning::DELETE_REQUESTED;
 use crate::crd::approval::Overrides;
 use crate::db;
 use crate::db::audit::AuditEntry;
@@ -381,6 +382,23 @@ async fn record_operation_approval(
         return Ok(None);
     }
     river.insert(OperateVm { ticket_id }).tx(&mut *tx).await?;
+    // An approved delete takes its VM out of service at once: no new operation is accepted
+    // on it, and the watcher does not call its disappearance "missing".
+    if ticket.operation == Operation::Delete.as_str()
+        && let Some(vm_id) = ticket.vm_id
+        && let Some(state) = db::vms::lock(tx, vm_id).await?
+        && db::vms::mark_deleting(tx, vm_id, &state, DELETE_REQUESTED).await?
+    {
+        db::events::insert(
+            tx,
+            "vm",
+            vm_id,
+            "vm.state.deleting",
+            "Completed",
+            &json!({"vm_id": vm_id, "state": "Deleting", "reason": DELETE_REQUESTED}),
+        )
+        .await?;
+    }
     db::events::insert(
         tx,
         "ticket",

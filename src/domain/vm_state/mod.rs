@@ -101,6 +101,9 @@ pub struct Observed {
     pub ip: Option<String>,
     /// The node the VMI runs on (`status.nodeName`), whatever the state.
     pub node: Option<String>,
+    /// Why the VMI cannot live-migrate (`domain::operation::not_live_migratable`); None
+    /// when it can or when no VMI exists.
+    pub not_migratable: Option<String>,
 }
 
 /// `printableStatus` values (KubeVirt's `VirtualMachinePrintableStatus`) that mean the VM
@@ -163,6 +166,7 @@ pub fn observe(
         node: vmi_status
             .and_then(|s| non_empty(&s["nodeName"]))
             .map(str::to_owned),
+        not_migratable: vmi.and_then(super::operation::not_live_migratable),
     })
 }
 

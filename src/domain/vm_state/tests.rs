@@ -23,6 +23,7 @@ fn running_vmi() -> Value {
         "status": {
             "phase": "Running", "nodeName": "node-1",
             "interfaces": [{"name": "default", "ipAddress": "10.244.0.46", "interfaceName": "eth0", "infoSource": "domain, guest-agent"}],
+            "conditions": [{"type": "LiveMigratable", "status": "True"}],
         },
     })
 }
@@ -194,7 +195,25 @@ fn running_vm_reports_ip_and_node() {
             message: None,
             ip: Some("10.244.0.46".into()),
             node: Some("node-1".into()),
+            not_migratable: None,
         }
+    );
+}
+
+#[test]
+fn a_vmi_that_cannot_live_migrate_says_why() {
+    let mut vmi = running_vmi();
+    vmi["status"]["conditions"] = json!([{"type": "LiveMigratable", "status": "False",
+        "reason": "HostDeviceNotLiveMigratable", "message": "VMI uses a PCI host device"}]);
+    let o = observe(Some(&vm("Always", Some("Running"))), Some(&vmi)).unwrap();
+    assert_eq!(
+        o.not_migratable.as_deref(),
+        Some("HostDeviceNotLiveMigratable: VMI uses a PCI host device")
+    );
+    let stopped = observe(Some(&vm("Halted", Some("Stopped"))), None).unwrap();
+    assert_eq!(
+        stopped.not_migratable, None,
+        "nothing runs, nothing to judge"
     );
 }
 

@@ -13,8 +13,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use shepherd_types::api::paths;
 use shepherd_types::api::{
-    EffectiveBinding, ErrorBody, Orphan, ServiceItem, ServicePage, SystemItem, SystemPage,
-    SystemRole, Vm, VmPage, Whoami,
+    EffectiveBinding, ErrorBody, Orphan, ServiceItem, ServicePage, Snapshot, SystemItem,
+    SystemPage, SystemRole, Vm, VmPage, Whoami,
 };
 use utoipa::IntoParams;
 
@@ -229,6 +229,33 @@ pub async fn orphans(
                 namespace: o.namespace,
                 name: o.name,
                 first_seen_at: o.first_seen_at,
+            })
+            .collect(),
+    ))
+}
+
+/// The snapshots of one live VM, oldest first (what a `restore` can name). Needs `vm:read`
+/// for the VM's System and environment; a VM the caller may not read is not found.
+#[utoipa::path(get, path = paths::VM_SNAPSHOTS, tag = "inventory",
+    params(("name" = String, Path, description = "the VM's name")),
+    responses((status = 200, body = Vec<Snapshot>), (status = "4XX", body = ErrorBody)))]
+pub async fn vm_snapshots(
+    State(state): State<ApiState>,
+    Authenticated(caller): Authenticated,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Vec<Snapshot>>, ApiError> {
+    let rows = listings::vm_snapshots(&state.pool, &caller, &name).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| Snapshot {
+                name: s.name,
+                vm: s.vm,
+                cluster: s.cluster,
+                namespace: s.namespace,
+                ticket_id: s.ticket_id,
+                created_at: s.created_at,
+                ready: s.ready_at.is_some(),
+                ready_at: s.ready_at,
             })
             .collect(),
     ))

@@ -158,6 +158,7 @@ fn endpoints() -> OpenApiRouter<ApiState> {
         .routes(routes!(inventory::services))
         .routes(routes!(inventory::vms))
         .routes(routes!(inventory::orphans))
+        .routes(routes!(inventory::vm_snapshots))
         .routes(routes!(audit::query))
         .routes(routes!(audit::export))
         .routes(routes!(rbac::roles))

@@ -330,6 +330,40 @@ impl Env {
         body.to_string()
     }
 
+    /// A `shepherd run` process working jobs only, against this test's database and
+    /// clusters, logging to `<log_name>.log` in the test's directory; `fault` names a
+    /// fault-injection variable to set (e.g. exit right after a cluster call).
+    pub fn worker_process(&self, log_name: &str, fault: Option<&str>) -> tokio::process::Child {
+        let key = self.dir.path().join("identity.key");
+        std::fs::write(&key, KEY).unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("{log_name}.log"))).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shepherd"));
+        cmd.args([
+            "run",
+            "--no-controllers",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--instance",
+            log_name,
+            "--job-timeout-seconds",
+            "5",
+            "--job-rescue-after-seconds",
+            "5",
+        ])
+        .arg("--identity-key-file")
+        .arg(&key)
+        .env("DATABASE_URL", &self.db.url)
+        .env("KUBECONFIG", self.dir.path().join("admin.kubeconfig"))
+        .env("RUST_LOG", "shepherd=info,riverqueue=info")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+        if let Some(fault) = fault {
+            cmd.env(fault, "1");
+        }
+        cmd.spawn().expect("start shepherd run")
+    }
+
     pub fn target(&self, name: &str) -> &SimCluster {
         self.targets
             .iter()

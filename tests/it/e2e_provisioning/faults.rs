@@ -280,49 +280,6 @@ async fn cut_and_compacted_watches_still_converge_and_a_vm_deleted_behind_our_ba
     );
 }
 
-/// A log file for a child process, kept in the test's directory.
-fn log(env: &Env, name: &str) -> std::fs::File {
-    std::fs::File::create(env.dir.path().join(format!("{name}.log"))).unwrap()
-}
-
-/// A `shepherd run` process working jobs only, against this test's database and clusters.
-fn worker_process(env: &Env, exit_after_apply: bool) -> tokio::process::Child {
-    let key = env.dir.path().join("identity.key");
-    std::fs::write(&key, KEY).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shepherd"));
-    cmd.args([
-        "run",
-        "--no-controllers",
-        "--health-addr",
-        "127.0.0.1:0",
-        "--instance",
-        "worker",
-        "--job-timeout-seconds",
-        "5",
-        "--job-rescue-after-seconds",
-        "5",
-    ])
-    .arg("--identity-key-file")
-    .arg(&key)
-    .env("DATABASE_URL", &env.db.url)
-    .env("KUBECONFIG", env.dir.path().join("admin.kubeconfig"))
-    .env("RUST_LOG", "shepherd=info,riverqueue=info")
-    .kill_on_drop(true)
-    .stdout(std::process::Stdio::null())
-    .stderr(log(
-        env,
-        if exit_after_apply {
-            "crashing"
-        } else {
-            "restarted"
-        },
-    ));
-    if exit_after_apply {
-        cmd.env(shepherd::jobs::provision::EXIT_AFTER_APPLY_ENV, "1");
-    }
-    cmd.spawn().expect("start shepherd run")
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_after_restart(
     opts: PgPoolOptions,
@@ -337,7 +294,10 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
     wait_phase(&env, "r1", &["Approved"], 30).await;
 
-    let mut crashing = worker_process(&env, true);
+    let mut crashing = env.worker_process(
+        "crashing",
+        Some(shepherd::jobs::provision::EXIT_AFTER_APPLY_ENV),
+    );
     let status = tokio::time::timeout(Duration::from_secs(60), crashing.wait())
         .await
         .expect("the worker exits after the apply")
@@ -360,7 +320,7 @@ async fn a_process_killed_after_the_apply_leaves_one_vm_and_the_job_completes_af
             .unwrap();
     assert_eq!(job, "running");
 
-    let _restarted = worker_process(&env, false);
+    let _restarted = env.worker_process("restarted", None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let job: String =

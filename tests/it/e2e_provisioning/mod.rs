@@ -4,7 +4,7 @@
 //! missing credentials, name conflicts, unschedulable VMs, watches cut and compacted, VMs
 //! deleted behind our back, a process killed mid-job) end consistent.
 
-use crate::common::e2e::{Env, KEY, start};
+use crate::common::e2e::{Env, start};
 use crate::common::{count, setup};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};

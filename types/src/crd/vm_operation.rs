@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("the spec of a VmOperation is immutable"))]
 #[x_kube(validation = Rule::new("self.operation != 'restore' || has(self.snapshot)").message("spec.snapshot is required for restore"))]
-#[x_kube(validation = Rule::new("self.operation != 'clone' || has(self.cloneName)").message("spec.cloneName is required for clone"))]
+#[x_kube(validation = Rule::new("self.operation == 'snapshot' || self.operation == 'restore' || !has(self.snapshot)").message("spec.snapshot applies only to snapshot and restore"))]
+#[x_kube(validation = Rule::new("!has(self.confirmName) || (self.operation == 'delete' && self.confirmName == self.vm)").message("spec.confirmName must equal spec.vm, and only a delete takes it"))]
 #[serde(rename_all = "camelCase")]
 pub struct VmOperationSpec {
     /// The managed VM's name.
@@ -36,14 +37,20 @@ pub struct VmOperationSpec {
     pub operation: Operation,
     #[schemars(length(min = 1, max = 1024))]
     pub reason: String,
-    /// For `snapshot`: the snapshot's name (generated when absent); for `restore`: which one.
+    /// For `snapshot`: the snapshot's name (generated when absent); for `restore`: which one
+    /// (`kubectl shepherd snapshots VM` lists them). A `clone` takes no name: the platform
+    /// names the new VM with its Service's next index, in the source's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub snapshot: Option<String>,
-    /// For `clone`: nothing but a suffix; the platform names the new VM.
+    /// For `delete`: the VM's name again. Required in prod, where a delete cannot be undone
+    /// by mistake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63))]
-    pub clone_name: Option<String>,
+    #[schemars(length(min = 1, max = 63))]
+    pub confirm_name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
@@ -66,8 +73,31 @@ pub struct VmOperationStatus {
     /// The VM the operation acts on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vms: Vec<super::vm_request::VmRef>,
+    /// What the operation produced, once it succeeded or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<OperationResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// What a day-2 operation produced.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationResult {
+    /// `snapshot`: the VirtualMachineSnapshot made; `restore`: the one restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// `migrate`: the node the VM left and the one it runs on now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_node: Option<String>,
+    /// `clone`: the new VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<String>,
+    /// Why it failed (a reason word, e.g. `NotLiveMigratable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }

@@ -25,8 +25,12 @@ impl KubeVirt {
             .to_string();
         let vm = core.store.get(&self.def("vm").key(), &ns, &src);
         let uid = meta_str(s, "uid").to_string();
+        let gate_on = self.config.feature_gates.iter().any(|g| g == "Snapshot");
         core.internal_modify(&def, &ns, &name, "virt-controller", "status", |o| {
             let fields = match (phase.as_str(), &vm) {
+                // KubeVirt does not take snapshots with its Snapshot feature gate off.
+                _ if !gate_on => json!({"phase": "Failed", "readyToUse": false, "error": {"message": "Snapshot feature gate is not enabled", "time": now()},
+                    "conditions": [condition("Ready", false, "Failed", "Snapshot feature gate is not enabled")]}),
                 (_, None) => json!({"phase": "Failed", "readyToUse": false, "error": {"message": format!("VirtualMachine \"{src}\" does not exist"), "time": now()},
                     "conditions": [condition("Ready", false, "Failed", "Source does not exist"), condition("Progressing", false, "Failed", "Source does not exist")]}),
                 ("", Some(vm)) => json!({"phase": "InProgress", "readyToUse": false, "sourceUID": vm["metadata"]["uid"],

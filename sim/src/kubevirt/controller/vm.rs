@@ -17,6 +17,24 @@ fn gpus_requested(spec: &Value) -> Vec<String> {
         .collect()
 }
 
+/// KubeVirt's `LiveMigratable` condition of a VMI: like KubeVirt, a VMI with a GPU or
+/// another host device passed through cannot live-migrate.
+fn live_migratable(spec: &Value) -> Value {
+    let host_devices = spec["domain"]["devices"]["hostDevices"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty());
+    if gpus_requested(spec).is_empty() && !host_devices {
+        condition("LiveMigratable", true, "", "")
+    } else {
+        condition(
+            "LiveMigratable",
+            false,
+            "HostDeviceNotLiveMigratable",
+            "VMI uses a PCI host devices",
+        )
+    }
+}
+
 impl KubeVirt {
     /// Whether the VM should have a running VMI, from `runStrategy` (or `running`).
     fn wants_running(&self, vm: &Value, vmi: Option<&Value>) -> bool {
@@ -253,6 +271,7 @@ impl KubeVirt {
             .to_string();
         let next_node = self.pick_node(&vmi["spec"], None);
         let paused = lock(&self.paused).contains(&(ns.clone(), name.clone()));
+        let migratable = live_migratable(&vmi["spec"]);
         core.internal_modify(&def, &ns, &name, "virt-controller", "status", |o| {
             let fields = match phase.as_str() {
                 "" => json!({"phase": "Pending", "conditions": [], "guestOSInfo": {}}),
@@ -270,12 +289,12 @@ impl KubeVirt {
                     "migrationMethod": "BlockMigration",
                     "conditions": [
                         condition("Ready", true, "", ""),
-                        condition("LiveMigratable", true, "", ""),
+                        migratable.clone(),
                         condition("AgentConnected", true, "", ""),
                     ],
                 }),
                 "Running" => {
-                    let mut c = vec![condition("Ready", true, "", ""), condition("LiveMigratable", true, "", ""), condition("AgentConnected", true, "", "")];
+                    let mut c = vec![condition("Ready", true, "", ""), migratable.clone(), condition("AgentConnected", true, "", "")];
                     if paused {
                         c.push(condition("Paused", true, "PausedByUser", "VMI was paused by user"));
                     }
@@ -302,8 +321,11 @@ impl KubeVirt {
             .unwrap_or_default()
             .to_string();
         let vmi = self.vmi_of(core, &ns, &vmi_name);
+        // A VMI that cannot live-migrate fails its migration, as with KubeVirt.
         let running = vmi.as_ref().is_some_and(|v| {
-            v["status"]["phase"] == "Running" && v["metadata"]["deletionTimestamp"].is_null()
+            v["status"]["phase"] == "Running"
+                && v["metadata"]["deletionTimestamp"].is_null()
+                && live_migratable(&v["spec"])["status"] == "True"
         });
         let source = vmi
             .as_ref()
