@@ -23,6 +23,17 @@ pub mod submission;
 pub mod systems;
 pub mod tickets;
 
+/// A value stored in the database (`field` names its column) parsed into its type; a value
+/// the code does not know is an invalid field, not a panic.
+pub(crate) fn parse_stored<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, AppError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| AppError::invalid(field, e))
+}
+
 /// Errors at the use-case boundary. Variants map to API answers (404, 409, 400/422, 403).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -74,6 +85,14 @@ impl ErrorKind {
 }
 
 impl AppError {
+    /// A field that breaks a rule.
+    pub fn invalid(field: &str, rule: impl ToString) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            rule: rule.to_string(),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             AppError::NotFound { .. } => ErrorKind::NotFound,

@@ -3,8 +3,8 @@
 //! transaction (the worker completes its River job in that same transaction); the others own
 //! theirs. None of them calls Kubernetes.
 
-use super::AppError;
-use super::provisioning::{DELETE_REQUESTED, PROVISIONER, snake};
+use super::provisioning::{DELETE_REQUESTED, PROVISIONER, ticket_event};
+use super::{AppError, parse_stored};
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::tickets::OperationTarget;
@@ -16,13 +16,6 @@ use crate::domain::vm_state::{PowerState, VmState};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-fn invalid(field: &str, rule: impl ToString) -> AppError {
-    AppError::Invalid {
-        field: field.into(),
-        rule: rule.to_string(),
-    }
-}
 
 /// An operation's ticket with its parsed operation and states.
 #[derive(Debug, Clone)]
@@ -80,10 +73,7 @@ pub async fn begin(pool: &PgPool, ticket_id: Uuid) -> Result<Begin, AppError> {
     let Some(target) = db::tickets::operation_target(&mut tx, ticket_id).await? else {
         return Ok(Begin::Skip(format!("ticket {ticket_id} names no VM")));
     };
-    let status: TicketStatus = target
-        .ticket_status
-        .parse()
-        .map_err(|e| invalid("tickets.status", e))?;
+    let status: TicketStatus = parse_stored("tickets.status", &target.ticket_status)?;
     if !matches!(status, TicketStatus::Approved | TicketStatus::Executing) {
         return Ok(Begin::Skip(format!("ticket {ticket_id} is {status}")));
     }
@@ -97,14 +87,8 @@ pub async fn begin(pool: &PgPool, ticket_id: Uuid) -> Result<Begin, AppError> {
         )));
     }
     let operating = Operating {
-        operation: target
-            .operation
-            .parse()
-            .map_err(|e| invalid("tickets.operation", e))?,
-        vm_state: target
-            .vm_status
-            .parse()
-            .map_err(|e| invalid("vms.status", e))?,
+        operation: parse_stored("tickets.operation", &target.operation)?,
+        vm_state: parse_stored("vms.status", &target.vm_status)?,
         target,
     };
     if status == TicketStatus::Approved {
@@ -135,23 +119,6 @@ pub fn still_admissible(op: &Operating) -> Result<(), String> {
         return Ok(());
     }
     check_admissible(&op.target.vm_name, op.vm_state, None, op.operation).map_err(|r| r.to_string())
-}
-
-async fn ticket_event(
-    conn: &mut PgConnection,
-    ticket_id: Uuid,
-    status: TicketStatus,
-) -> Result<(), AppError> {
-    db::events::insert(
-        conn,
-        "ticket",
-        ticket_id,
-        &format!("ticket.{}", snake(status.as_str())),
-        "Completed",
-        &json!({"ticket_id": ticket_id, "status": status.as_str()}),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn vm_event(
@@ -261,7 +228,7 @@ pub async fn allocate_clone(pool: &PgPool, op: &Operating) -> Result<String, App
         &names.service,
         index as u32,
     )
-    .map_err(|e| invalid("vm name", e))?;
+    .map_err(|e| AppError::invalid("vm name", e))?;
     let clone_id = db::vms::insert_clone(
         &mut tx,
         &NewClone {

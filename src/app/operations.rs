@@ -2,9 +2,9 @@
 //! operation, through the one submission path (`submission`). Whether it needs an approver
 //! is data (the approval policy). At most one pending ticket exists per (VM, operation).
 
-use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
 use super::submission::{Submission, TicketDraft, record, recorded_submission};
+use super::{AppError, parse_stored};
 use crate::crd::VmOperationSpec;
 use crate::db;
 use crate::db::vms::VmTarget;
@@ -25,13 +25,6 @@ pub struct VmOperationInput {
     pub spec: VmOperationSpec,
 }
 
-fn invalid(field: &str, rule: impl ToString) -> AppError {
-    AppError::Invalid {
-        field: field.into(),
-        rule: rule.to_string(),
-    }
-}
-
 /// The VM exists, accepts the operation in its state (`domain::operation`), the operation's
 /// own fields hold (a restore's snapshot, a prod delete's confirmation), and the caller may
 /// perform it in the VM's System and environment. Used by admission and again by the
@@ -43,7 +36,10 @@ pub async fn validate_vm_operation(
 ) -> Result<(VmTarget, Environment), AppError> {
     let spec = &input.spec;
     if spec.operation == Operation::Create {
-        return Err(invalid("spec.operation", Refusal::CreateIsARequest));
+        return Err(AppError::invalid(
+            "spec.operation",
+            Refusal::CreateIsARequest,
+        ));
     }
     let vm = db::vms::live_by_name(conn, &spec.vm)
         .await?
@@ -51,10 +47,7 @@ pub async fn validate_vm_operation(
             what: "vm",
             id: spec.vm.clone(),
         })?;
-    let env: Environment = vm
-        .environment
-        .parse()
-        .map_err(|e| invalid("namespaces.environment", e))?;
+    let env: Environment = parse_stored("namespaces.environment", &vm.environment)?;
     let action = format!("{} VMs", spec.operation.as_str());
     authorize(
         conn,
@@ -70,7 +63,7 @@ pub async fn validate_vm_operation(
         },
     )
     .await?;
-    let state: VmState = vm.status.parse().map_err(|e| invalid("vms.status", e))?;
+    let state: VmState = parse_stored("vms.status", &vm.status)?;
     check_admissible(
         &vm.name,
         state,
@@ -92,18 +85,18 @@ async fn check_fields(
     match spec.operation {
         Operation::Restore => {
             let name = spec.snapshot.as_deref().ok_or_else(|| {
-                invalid("spec.snapshot", "a restore names the snapshot to restore")
+                AppError::invalid("spec.snapshot", "a restore names the snapshot to restore")
             })?;
             match db::snapshots::readiness(conn, vm.id, name).await? {
                 Some(true) => Ok(()),
-                Some(false) => Err(invalid(
+                Some(false) => Err(AppError::invalid(
                     "spec.snapshot",
                     format!(
                         "snapshot {name:?} of VM {} is not ready to use yet",
                         vm.name
                     ),
                 )),
-                None => Err(invalid(
+                None => Err(AppError::invalid(
                     "spec.snapshot",
                     format!(
                         "VM {} has no snapshot {name:?} (`kubectl shepherd snapshots {}` lists them)",
@@ -122,11 +115,11 @@ async fn check_fields(
             _ => Ok(()),
         },
         Operation::Delete => match spec.confirm_name.as_deref() {
-            Some(name) if name != vm.name => Err(invalid(
+            Some(name) if name != vm.name => Err(AppError::invalid(
                 "spec.confirmName",
                 format!("must equal the VM's name {:?}", vm.name),
             )),
-            None if env == Environment::Prod => Err(invalid(
+            None if env == Environment::Prod => Err(AppError::invalid(
                 "spec.confirmName",
                 format!(
                     "a delete in prod must repeat the VM's name: set spec.confirmName to {:?}",

@@ -3,7 +3,7 @@
 //! connection write in the caller's transaction, because the worker completes its River job in that
 //! same transaction; the others own theirs. None of them calls Kubernetes.
 
-use super::AppError;
+use super::{AppError, parse_stored};
 use crate::db;
 use crate::db::audit::AuditEntry;
 use crate::db::vms::{ProvisionTarget, VmObservation, WatchedVm};
@@ -21,16 +21,6 @@ pub const NAME_CONFLICT: &str = "NameConflict";
 /// other deletion seen on a cluster happened behind the platform's back.
 pub const DELETE_REQUESTED: &str = "DeleteRequested";
 
-fn parse<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, AppError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|e: T::Err| AppError::Invalid {
-        field: field.into(),
-        rule: e.to_string(),
-    })
-}
-
 /// What a provisioning attempt should do.
 #[derive(Debug)]
 pub enum Begin {
@@ -46,8 +36,8 @@ pub async fn begin(pool: &PgPool, vm_id: Uuid, first_attempt: bool) -> Result<Be
     let Some(target) = db::vms::provision_target(&mut tx, vm_id).await? else {
         return Ok(Begin::Skip(format!("VM {vm_id} does not exist")));
     };
-    let state: VmState = parse("vms.status", &target.status)?;
-    let ticket: TicketStatus = parse("tickets.status", &target.ticket_status)?;
+    let state: VmState = parse_stored("vms.status", &target.status)?;
+    let ticket: TicketStatus = parse_stored("tickets.status", &target.ticket_status)?;
     // Past Creating (or with a final ticket) the work is done, unless the watcher saw the VM
     // before this job could record its apply (a crash in between): then the apply is
     // repeated (it is idempotent) so that the applied spec is recorded.
@@ -81,7 +71,7 @@ pub async fn begin(pool: &PgPool, vm_id: Uuid, first_attempt: bool) -> Result<Be
     )
     .await?
     {
-        ticket_event(&mut tx, &target.ticket_id, TicketStatus::Executing).await?;
+        ticket_event(&mut tx, target.ticket_id, TicketStatus::Executing).await?;
         db::tickets::notify_changed(&mut tx, target.ticket_id).await?;
     }
     if first_attempt {
@@ -103,15 +93,16 @@ fn vm_audit(action: &str, target: &ProvisionTarget) -> AuditEntry {
         .environment(&target.environment)
 }
 
-async fn ticket_event(
+/// The domain event of a ticket reaching `status` (`ticket.<status>`).
+pub(crate) async fn ticket_event(
     conn: &mut PgConnection,
-    ticket_id: &Uuid,
+    ticket_id: Uuid,
     status: TicketStatus,
 ) -> Result<(), AppError> {
     db::events::insert(
         conn,
         "ticket",
-        *ticket_id,
+        ticket_id,
         &format!("ticket.{}", snake(status.as_str())),
         "Completed",
         &json!({"ticket_id": ticket_id, "status": status.as_str()}),
@@ -144,7 +135,7 @@ pub async fn record_applied(
     // Locks in one order everywhere (ticket, then VM, then the audit chain) so that jobs and
     // watchers of one ticket's VMs cannot deadlock.
     db::tickets::lock_status(conn, target.ticket_id).await?;
-    let power: PowerState = parse("vms.desired_power_state", &target.desired_power_state)?;
+    let power: PowerState = parse_stored("vms.desired_power_state", &target.desired_power_state)?;
     let next = match power {
         PowerState::Running => VmState::Starting,
         PowerState::Stopped => VmState::Stopped,
@@ -282,20 +273,20 @@ pub async fn settle_ticket(
     {
         return Ok(None);
     }
-    let mut current: TicketStatus = parse("tickets.status", &status)?;
+    let mut current: TicketStatus = parse_stored("tickets.status", &status)?;
     let states = db::vms::states_for_ticket(conn, ticket_id).await?;
     let vms = states
         .iter()
         .map(|(s, p)| {
             Ok((
-                parse("vms.status", s)?,
-                parse("vms.desired_power_state", p)?,
+                parse_stored("vms.status", s)?,
+                parse_stored("vms.desired_power_state", p)?,
             ))
         })
         .collect::<Result<Vec<(VmState, PowerState)>, AppError>>()?;
     if current == TicketStatus::Approved && vms.iter().any(|(s, _)| *s != VmState::Creating) {
         db::tickets::advance(conn, ticket_id, "Approved", "Executing", None).await?;
-        ticket_event(conn, &ticket_id, TicketStatus::Executing).await?;
+        ticket_event(conn, ticket_id, TicketStatus::Executing).await?;
         current = TicketStatus::Executing;
     }
     if current != TicketStatus::Executing {
@@ -320,7 +311,7 @@ pub async fn settle_ticket(
     {
         return Ok(None);
     }
-    ticket_event(conn, &ticket_id, outcome).await?;
+    ticket_event(conn, ticket_id, outcome).await?;
     db::audit::append(
         conn,
         &AuditEntry::new(
@@ -386,7 +377,7 @@ pub async fn record_observation(
     if !changed {
         return Ok(false);
     }
-    let previous: VmState = parse("vms.status", &row.status)?;
+    let previous: VmState = parse_stored("vms.status", &row.status)?;
     if previous != next.state {
         vm_event(&mut tx, row.id, next.state, next.reason.as_deref()).await?;
         let action = match next.state {
@@ -420,7 +411,7 @@ fn next_observation(
     row: &WatchedVm,
     observed: Option<&Observed>,
 ) -> Result<Option<Observed>, AppError> {
-    let current: VmState = parse("vms.status", &row.status)?;
+    let current: VmState = parse_stored("vms.status", &row.status)?;
     let deleted_by_us = row.status_reason.as_deref() == Some(DELETE_REQUESTED);
     if current == VmState::Deleted || (current == VmState::Deleting && deleted_by_us) {
         return Ok(None);

@@ -38,13 +38,6 @@ pub struct ResolvedRequest {
     pub disk_gib: i32,
 }
 
-fn invalid(field: &str, rule: String) -> AppError {
-    AppError::Invalid {
-        field: field.into(),
-        rule,
-    }
-}
-
 /// Every check a VmRequest must pass, without writing anything. Used by the admission
 /// webhook (early, with a good message) and again by the reconciler (which never trusts
 /// that the webhook ran).
@@ -54,7 +47,7 @@ pub async fn validate_vm_request(
     input: &VmRequestInput,
 ) -> Result<ResolvedRequest, AppError> {
     if !(1..=10).contains(&input.count) {
-        return Err(invalid(
+        return Err(AppError::invalid(
             "spec.count",
             format!("must be between 1 and 10, got {}", input.count),
         ));
@@ -70,7 +63,7 @@ pub async fn validate_vm_request(
             id: input.system.clone(),
         })?;
     let namespace = db::services::live_namespace(conn, &input.target_namespace).await?.ok_or_else(|| {
-        invalid(
+        AppError::invalid(
             "spec.targetNamespace",
             format!(
                 "namespace {:?} is not registered: a platform admin must create a VmNamespace for it",
@@ -81,7 +74,7 @@ pub async fn validate_vm_request(
     let environment: Environment = namespace
         .environment
         .parse()
-        .map_err(|e| invalid("spec.targetNamespace", format!("{e}")))?;
+        .map_err(|e| AppError::invalid("spec.targetNamespace", format!("{e}")))?;
     // Permission before anything else about the System, so an invisible System's
     // Services cannot be probed.
     authorize(
@@ -102,7 +95,7 @@ pub async fn validate_vm_request(
             id: format!("{}.{}", input.system, input.service),
         })?;
     if !db::catalog::live_template_exists(conn, &input.template).await? {
-        return Err(invalid(
+        return Err(AppError::invalid(
             "spec.template",
             format!("template {:?} does not exist", input.template),
         ));
@@ -110,14 +103,14 @@ pub async fn validate_vm_request(
     let size = db::catalog::live_instance_size(conn, &input.instance_size)
         .await?
         .ok_or_else(|| {
-            invalid(
+            AppError::invalid(
                 "spec.instanceSize",
                 format!("instance size {:?} does not exist", input.instance_size),
             )
         })?;
     let disk_gib = input.disk_gib.unwrap_or(size.disk_min_gib);
     if disk_gib < size.disk_min_gib || disk_gib > size.disk_max_gib {
-        return Err(invalid(
+        return Err(AppError::invalid(
             "spec.diskGib",
             format!(
                 "{disk_gib} GiB is outside instance size {:?}'s range {}..={} GiB",
@@ -170,12 +163,12 @@ pub async fn check_duplicate(
 
 fn parse_status(s: &str) -> Result<TicketStatus, AppError> {
     s.parse()
-        .map_err(|e| invalid("tickets.status", format!("{e}")))
+        .map_err(|e| AppError::invalid("tickets.status", format!("{e}")))
 }
 
 fn parse_env(s: &str) -> Result<Environment, AppError> {
     s.parse()
-        .map_err(|e| invalid("tickets.environment", format!("{e}")))
+        .map_err(|e| AppError::invalid("tickets.environment", format!("{e}")))
 }
 
 /// Records the VmRequest's ticket once per object uid (see [`super::submission`]).

@@ -8,7 +8,8 @@ pub mod provision;
 pub mod retention;
 
 use crate::app::job_args::{ProbeCluster, ProbeClusters, PruneEvents, ScanDrift};
-use crate::clusters::ClusterClients;
+use crate::clusters::{ClusterClients, CredentialsError, TargetCluster};
+use crate::metric_names;
 use riverqueue::{
     IntervalSchedule, MaintenanceConfig, PeriodicJob, PeriodicJobOpts, QueueConfig, Retention,
     Workers,
@@ -46,6 +47,85 @@ pub fn inserter(pool: &PgPool) -> Result<riverqueue::Client, QueueSetupError> {
 pub fn backoff(attempt: i32) -> Duration {
     let exponent = attempt.clamp(1, 7) - 1;
     Duration::from_secs((1u64 << exponent).min(60))
+}
+
+/// Why a VM's cluster cannot take work on that VM now.
+#[derive(Debug)]
+pub enum ClusterUnusable {
+    /// For good: no retry would help. A reason word and the message.
+    Fails {
+        reason: &'static str,
+        message: String,
+    },
+    /// Its credentials cannot be used yet: the work waits for an operator to fix them.
+    Credentials(CredentialsError),
+}
+
+/// The client of the cluster a VM was placed on, checked for the work: the cluster still
+/// exists, and is still in the VM's environment (test and prod never mix, even when a
+/// cluster's environment changed after placement).
+pub async fn vm_cluster(
+    pool: &PgPool,
+    clusters: &ClusterClients,
+    cluster_id: Option<uuid::Uuid>,
+    vm_environment: &str,
+) -> Result<Result<TargetCluster, ClusterUnusable>, sqlx::Error> {
+    let fails = |reason, message: String| Ok(Err(ClusterUnusable::Fails { reason, message }));
+    let Some(cluster_id) = cluster_id else {
+        return fails("NoCluster", "the VM was never placed on a cluster".into());
+    };
+    let access = {
+        let mut conn = pool.acquire().await?;
+        crate::db::catalog::cluster_access(&mut conn, cluster_id).await?
+    };
+    let Some(access) = access else {
+        return fails("ClusterGone", "its cluster is no longer registered".into());
+    };
+    if access.environment != vm_environment {
+        return fails(
+            "EnvironmentMismatch",
+            format!(
+                "cluster {} is now {} but the VM is {vm_environment}",
+                access.name, access.environment
+            ),
+        );
+    }
+    Ok(clusters
+        .get(&access)
+        .await
+        .map_err(ClusterUnusable::Credentials))
+}
+
+/// Whether this attempt is the job's last: a failure now discards it.
+pub fn is_last_attempt(row: &riverqueue::JobRow) -> bool {
+    row.attempt >= row.max_attempts
+}
+
+/// Runs one attempt of a job of `kind`, recording how long it waited to start, how long it
+/// ran and how it ended (`shepherd_jobs_total{kind,outcome}`).
+pub async fn measured<E>(
+    kind: &'static str,
+    row: &riverqueue::JobRow,
+    attempt: impl std::future::Future<Output = Result<riverqueue::WorkOutcome, E>>,
+) -> Result<riverqueue::WorkOutcome, E> {
+    let started = std::time::Instant::now();
+    if let Some(attempted) = row.attempted_at
+        && let Ok(waited) = attempted.duration_since(row.scheduled_at).try_into()
+    {
+        let waited: Duration = waited;
+        metrics::histogram!(metric_names::JOB_WAIT, "kind" => kind).record(waited.as_secs_f64());
+    }
+    let result = attempt.await;
+    let outcome = match &result {
+        Ok(riverqueue::WorkOutcome::Snooze(_)) => "snoozed",
+        Ok(_) => "completed",
+        Err(_) if is_last_attempt(row) => "failed",
+        Err(_) => "retried",
+    };
+    metrics::histogram!(metric_names::JOB_DURATION, "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(metric_names::JOBS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
+    result
 }
 
 /// How this process works jobs.

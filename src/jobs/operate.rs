@@ -6,12 +6,11 @@
 //! success. An operation still under way when an attempt has watched it for a while is
 //! looked at again later (a snooze, no attempt used), until its deadline.
 
-use super::backoff;
+use super::{ClusterUnusable, backoff, is_last_attempt, measured, vm_cluster};
 use crate::app::AppError;
 use crate::app::job_args::OperateVm;
 use crate::app::operate::{self, Begin, Operating};
 use crate::clusters::{CallError, ClusterClients, TargetCluster, kubevirt};
-use crate::db;
 use crate::domain::operation::{
     Progress, clone_label_filters, clone_progress, migration_progress, not_live_migratable,
     object_name, power_after, restore_progress, snapshot_progress,
@@ -21,7 +20,6 @@ use crate::domain::render::{
 };
 use crate::domain::ticket::Operation;
 use crate::domain::vm_state::{VmState, observe};
-use crate::metric_names;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy,
 };
@@ -57,24 +55,28 @@ pub enum OperateError {
     Queue(#[from] riverqueue::Error),
 }
 
+/// Why an operation failed: a reason word for status and audit, and the message.
+#[derive(Debug, Clone, PartialEq)]
+struct Failure {
+    reason: &'static str,
+    message: String,
+}
+
 /// Where an operation stands after an attempt looked at it.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
     /// Finished; what it produced goes into the ticket's result.
     Done(Value),
     Pending(String),
-    Failed {
-        reason: &'static str,
-        message: String,
-    },
+    Failed(Failure),
 }
 
 impl Step {
     fn failed(reason: &'static str, message: impl Into<String>) -> Self {
-        Step::Failed {
+        Step::Failed(Failure {
             reason,
             message: message.into(),
-        }
+        })
     }
 
     fn from_progress(progress: Progress, done: impl FnOnce(Option<String>) -> Value) -> Self {
@@ -116,20 +118,7 @@ impl Worker<OperateVm> for OperateWorker {
         context: WorkContext,
         job: Job<OperateVm>,
     ) -> Result<WorkOutcome, OperateError> {
-        let started = Instant::now();
-        let last = job.row.attempt >= job.row.max_attempts;
-        let result = self.attempt(&context, &job, last).await;
-        let outcome = match &result {
-            Ok(WorkOutcome::Snooze(_)) => "snoozed",
-            Ok(_) => "completed",
-            Err(_) if last => "failed",
-            Err(_) => "retried",
-        };
-        metrics::histogram!(metric_names::JOB_DURATION, "kind" => KIND)
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!(metric_names::JOBS_TOTAL, "kind" => KIND, "outcome" => outcome)
-            .increment(1);
-        result
+        measured(KIND, &job.row, self.attempt(&context, &job)).await
     }
 }
 
@@ -138,7 +127,6 @@ impl OperateWorker {
         &self,
         context: &WorkContext,
         job: &Job<OperateVm>,
-        last: bool,
     ) -> Result<WorkOutcome, OperateError> {
         let ticket_id = job.args.ticket_id;
         let op = match operate::begin(&self.pool, ticket_id).await? {
@@ -157,12 +145,15 @@ impl OperateWorker {
         async {
             let step = match self.operate(&op).await {
                 Ok(step) => step,
-                Err(err) if last => {
+                Err(err) if is_last_attempt(&job.row) => {
                     // The ticket records the failure; River records the error and discards
                     // the job.
                     tracing::error!(error = %err, "vm_operate: last attempt failed");
-                    self.finish(None, &op, Step::failed("OperationFailed", err.to_string()))
-                        .await?;
+                    let failure = Failure {
+                        reason: "OperationFailed",
+                        message: err.to_string(),
+                    };
+                    self.finish(None, &op, Err(failure)).await?;
                     return Err(err);
                 }
                 Err(err) => {
@@ -180,34 +171,38 @@ impl OperateWorker {
                         "not finished {} min after it started: {what}",
                         OPERATION_DEADLINE.as_secs() / 60
                     );
-                    self.finish(Some(context), &op, Step::failed("TimedOut", message))
-                        .await
+                    let failure = Failure {
+                        reason: "TimedOut",
+                        message,
+                    };
+                    self.finish(Some(context), &op, Err(failure)).await
                 }
-                step => self.finish(Some(context), &op, step).await,
+                Step::Done(result) => self.finish(Some(context), &op, Ok(result)).await,
+                Step::Failed(failure) => self.finish(Some(context), &op, Err(failure)).await,
             }
         }
         .instrument(span)
         .await
     }
 
-    /// Records a final step; with a job context, completes the job in that transaction.
+    /// Records how the operation ended (its result, or why it failed); with a job context,
+    /// completes the job in that transaction.
     async fn finish(
         &self,
         context: Option<&WorkContext>,
         op: &Operating,
-        step: Step,
+        outcome: Result<Value, Failure>,
     ) -> Result<WorkOutcome, OperateError> {
         let mut tx = riverqueue::database::begin_postgres(&self.pool).await?;
-        match &step {
-            Step::Done(result) => {
+        match outcome {
+            Ok(result) => {
                 tracing::info!(%result, "vm_operate: succeeded");
-                operate::record_success(&mut tx, op, result.clone()).await?;
+                operate::record_success(&mut tx, op, result).await?;
             }
-            Step::Failed { reason, message } => {
+            Err(Failure { reason, message }) => {
                 tracing::warn!(reason, "vm_operate: failed: {message}");
-                operate::record_failure(&mut tx, op, reason, message).await?;
+                operate::record_failure(&mut tx, op, reason, &message).await?;
             }
-            Step::Pending(_) => unreachable!("only final steps are recorded"),
         }
         if let Some(context) = context {
             context.job_complete_tx(&mut tx).await?;
@@ -244,35 +239,19 @@ impl OperateWorker {
 
     /// The VM's cluster, or the step that says why it cannot be used.
     async fn cluster(&self, op: &Operating) -> Result<Result<TargetCluster, Step>, OperateError> {
-        let Some(cluster_id) = op.target.cluster_id else {
-            return Ok(Err(Step::failed(
-                "NoCluster",
-                "the VM was never placed on a cluster",
-            )));
-        };
-        let access = {
-            let mut conn = self.pool.acquire().await?;
-            db::catalog::cluster_access(&mut conn, cluster_id).await?
-        };
-        let Some(access) = access else {
-            return Ok(Err(Step::failed(
-                "ClusterGone",
-                "its cluster is no longer registered",
-            )));
-        };
-        if access.environment != op.target.environment {
-            return Ok(Err(Step::failed(
-                "EnvironmentMismatch",
-                format!(
-                    "cluster {} is now {} but the VM is {}",
-                    access.name, access.environment, op.target.environment
-                ),
-            )));
-        }
-        Ok(match self.clusters.get(&access).await {
-            Ok(cluster) => Ok(cluster),
-            Err(err) => Err(Step::Pending(format!("waiting for credentials: {err}"))),
-        })
+        let cluster = vm_cluster(
+            &self.pool,
+            &self.clusters,
+            op.target.cluster_id,
+            &op.target.environment,
+        )
+        .await?;
+        Ok(cluster.map_err(|unusable| match unusable {
+            ClusterUnusable::Fails { reason, message } => Step::failed(reason, message),
+            ClusterUnusable::Credentials(err) => {
+                Step::Pending(format!("waiting for credentials: {err}"))
+            }
+        }))
     }
 
     /// Watches `look` until it is no longer pending or the window closes.

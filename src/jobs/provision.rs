@@ -4,16 +4,14 @@
 //! fixed field manager, and the job completes in the transaction that records the apply.
 //! No Kubernetes call happens while a transaction is open.
 
-use super::backoff;
+use super::{ClusterUnusable, backoff, is_last_attempt, measured, vm_cluster};
 use crate::app::AppError;
 use crate::app::job_args::ProvisionVm;
 use crate::app::provisioning::{self, Begin, NAME_CONFLICT};
 use crate::clusters::{CallError, ClusterClients, CredentialsError, TargetCluster, kubevirt};
-use crate::db;
 use crate::db::vms::ProvisionTarget;
 use crate::domain::render::{self, FIELD_MANAGER, RenderInput, TICKET_LABEL};
 use crate::domain::resources::FinalResources;
-use crate::metric_names;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -73,27 +71,7 @@ impl Worker<ProvisionVm> for ProvisionWorker {
         context: WorkContext,
         job: Job<ProvisionVm>,
     ) -> Result<WorkOutcome, ProvisionError> {
-        let started = std::time::Instant::now();
-        if let Some(attempted) = job.row.attempted_at
-            && let Ok(waited) = attempted.duration_since(job.row.scheduled_at).try_into()
-        {
-            let waited: Duration = waited;
-            metrics::histogram!(metric_names::JOB_WAIT, "kind" => KIND)
-                .record(waited.as_secs_f64());
-        }
-        let last = job.row.attempt >= job.row.max_attempts;
-        let result = self.attempt(&context, &job).await;
-        let outcome = match &result {
-            Ok(WorkOutcome::Snooze(_)) => "snoozed",
-            Ok(_) => "completed",
-            Err(_) if last => "failed",
-            Err(_) => "retried",
-        };
-        metrics::histogram!(metric_names::JOB_DURATION, "kind" => KIND)
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!(metric_names::JOBS_TOTAL, "kind" => KIND, "outcome" => outcome)
-            .increment(1);
-        result
+        measured(KIND, &job.row, self.attempt(&context, &job)).await
     }
 }
 
@@ -119,7 +97,7 @@ impl ProvisionWorker {
         async {
             match self.provision(context, &target).await {
                 Ok(outcome) => Ok(outcome),
-                Err(err) if job.row.attempt >= job.row.max_attempts => {
+                Err(err) if is_last_attempt(&job.row) => {
                     // The VM and ticket record the failure; River records the error and
                     // discards the job.
                     tracing::error!(error = %err, "vm_provision: last attempt failed");
@@ -142,44 +120,21 @@ impl ProvisionWorker {
         context: &WorkContext,
         target: &ProvisionTarget,
     ) -> Result<WorkOutcome, ProvisionError> {
-        let Some(cluster_id) = target.cluster_id else {
-            return self
-                .fail(
-                    Some(context),
-                    target,
-                    "NoCluster",
-                    "the VM was never placed on a cluster",
-                )
-                .await;
-        };
-        let access = {
-            let mut conn = self.pool.acquire().await?;
-            db::catalog::cluster_access(&mut conn, cluster_id).await?
-        };
-        let Some(access) = access else {
-            return self
-                .fail(
-                    Some(context),
-                    target,
-                    "ClusterGone",
-                    "its cluster is no longer registered",
-                )
-                .await;
-        };
-        // Test and prod never mix: a cluster whose environment changed since placement
-        // does not get this VM.
-        if access.environment != target.environment {
-            let message = format!(
-                "cluster {} is now {} but namespace {} is {}",
-                access.name, access.environment, target.namespace, target.environment
-            );
-            return self
-                .fail(Some(context), target, "EnvironmentMismatch", &message)
-                .await;
-        }
-        let cluster = match self.clusters.get(&access).await {
+        let cluster = match vm_cluster(
+            &self.pool,
+            &self.clusters,
+            target.cluster_id,
+            &target.environment,
+        )
+        .await?
+        {
             Ok(cluster) => cluster,
-            Err(err) => return self.wait_for_credentials(target, &err).await,
+            Err(ClusterUnusable::Fails { reason, message }) => {
+                return self.fail(Some(context), target, reason, &message).await;
+            }
+            Err(ClusterUnusable::Credentials(err)) => {
+                return self.wait_for_credentials(target, &err).await;
+            }
         };
         let spec = match render_spec(target) {
             Ok(spec) => spec,

@@ -42,13 +42,6 @@ pub struct Approved {
     pub warnings: Vec<String>,
 }
 
-fn invalid(field: &str, rule: impl ToString) -> AppError {
-    AppError::Invalid {
-        field: field.into(),
-        rule: rule.to_string(),
-    }
-}
-
 async fn load(conn: &mut PgConnection, ticket_id: Uuid) -> Result<TicketDetail, AppError> {
     db::tickets::detail(conn, ticket_id)
         .await?
@@ -68,7 +61,7 @@ async fn authorize_decision(
     let env: Environment = ticket
         .environment
         .parse()
-        .map_err(|e| invalid("tickets.environment", e))?;
+        .map_err(|e| AppError::invalid("tickets.environment", e))?;
     // Separation of duties first: it holds whatever roles the requester has.
     can_decide(&ticket.requester, &caller.username)
         .map_err(|e| AppError::Forbidden(e.to_string()))?;
@@ -122,7 +115,7 @@ fn vm_names(ticket: &TicketDetail, first: i32) -> Result<Vec<String>, AppError> 
                 &ticket.service_name,
                 index as u32,
             )
-            .map_err(|e| invalid("vm name", e))
+            .map_err(|e| AppError::invalid("vm name", e))
         })
         .collect()
 }
@@ -197,7 +190,7 @@ pub(crate) async fn record_approval(
     if ticket.operation == Operation::Create.as_str() {
         record_create_approval(tx, river, decider, ticket, env, reason, overrides).await
     } else if overrides != &Overrides::default() {
-        Err(invalid(
+        Err(AppError::invalid(
             "overrides",
             format!(
                 "overrides apply to create tickets; this is a {} ticket",
@@ -474,7 +467,7 @@ async fn ensure_pending(conn: &mut PgConnection, ticket: &TicketDetail) -> Resul
     let current: TicketStatus = ticket
         .status
         .parse()
-        .map_err(|e| invalid("tickets.status", e))?;
+        .map_err(|e| AppError::invalid("tickets.status", e))?;
     match check_transition(current, TicketStatus::Approved) {
         Ok(()) => Ok(()),
         Err(_) => Err(super::tickets::already_decided(conn, ticket.id).await),

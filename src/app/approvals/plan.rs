@@ -1,7 +1,6 @@
 //! Planning an approval: placement, the snapshots of the template version and instance
 //! size, and the final resources, read-only. `preview` shows it; `approve` records it.
 
-use super::invalid;
 use crate::app::AppError;
 use crate::crd::approval::Overrides;
 use crate::db;
@@ -34,7 +33,7 @@ pub(super) fn request_str<'a>(request: &'a Value, key: &str) -> Result<&'a str, 
     request
         .get(key)
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid("tickets.request", format!("{key} is missing")))
+        .ok_or_else(|| AppError::invalid("tickets.request", format!("{key} is missing")))
 }
 
 /// The strings of the probe's capability `key` (`clusters.capabilities`).
@@ -56,12 +55,12 @@ pub(super) fn facts(c: &ClusterCandidate) -> Result<ClusterFacts, AppError> {
         environment: c
             .environment
             .parse()
-            .map_err(|e| invalid("clusters.environment", e))?,
+            .map_err(|e| AppError::invalid("clusters.environment", e))?,
         enabled: c.enabled,
         health: c
             .health
             .parse()
-            .map_err(|e| invalid("clusters.health", e))?,
+            .map_err(|e| AppError::invalid("clusters.health", e))?,
         weight: c.scheduling_weight,
         max_vms: c.max_vms.map(i64::from),
         live_vms: c.live_vms,
@@ -78,7 +77,7 @@ pub(super) async fn plan(
     overrides: &Overrides,
 ) -> Result<Plan, AppError> {
     if ticket.operation != Operation::Create.as_str() {
-        return Err(invalid(
+        return Err(AppError::invalid(
             "ticket",
             format!(
                 "a {} ticket has no placement or resources to preview; approve or reject it",
@@ -91,7 +90,7 @@ pub(super) async fn plan(
     let template = db::catalog::template_version(conn, template_name, overrides.template_version)
         .await?
         .ok_or_else(|| {
-            invalid(
+            AppError::invalid(
                 "overrides.templateVersion",
                 format!("template {template_name:?} has no such version"),
             )
@@ -100,7 +99,7 @@ pub(super) async fn plan(
     let size = db::catalog::instance_size_detail(conn, size_name)
         .await?
         .ok_or_else(|| {
-            invalid(
+            AppError::invalid(
                 "spec.instanceSize",
                 format!("instance size {size_name:?} no longer exists"),
             )
@@ -115,7 +114,7 @@ pub(super) async fn plan(
         })
         .unwrap_or(size.disk_min_gib);
     if disk < size.disk_min_gib || disk > size.disk_max_gib {
-        return Err(invalid(
+        return Err(AppError::invalid(
             "overrides.diskGib",
             format!(
                 "{disk} GiB is outside {:?}'s range {}..={} GiB",
@@ -137,7 +136,7 @@ pub(super) async fn plan(
         memory_limit_mib: overrides.memory_limit_mib,
     };
     let (resources, warnings) = final_resources(&shape, &resource_overrides, disk, env)
-        .map_err(|e| invalid("overrides", e))?;
+        .map_err(|e| AppError::invalid("overrides", e))?;
     let candidates = db::catalog::cluster_candidates(conn).await?;
     let all_facts = candidates
         .iter()
@@ -161,7 +160,7 @@ pub(super) async fn plan(
         count: i64::from(ticket.vm_count),
     };
     let chosen = placement::choose(&all_facts, env, &needs, overrides.cluster.as_deref())
-        .map_err(|e| invalid("overrides.cluster", e))?;
+        .map_err(|e| AppError::invalid("overrides.cluster", e))?;
     let mut eligible_clusters = Vec::new();
     let mut not_eligible = Vec::new();
     for facts in &all_facts {
@@ -178,7 +177,7 @@ pub(super) async fn plan(
     if let Some(class) = &overrides.storage_class {
         let offered = strings(&cluster.capabilities, "storageClasses");
         if !offered.contains(class) {
-            return Err(invalid(
+            return Err(AppError::invalid(
                 "overrides.storageClass",
                 format!(
                     "cluster {:?} has no storage class {class:?} (it has: {})",

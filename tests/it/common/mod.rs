@@ -92,6 +92,34 @@ pub async fn pending_ticket(pool: &PgPool, inv: &Inventory, requester: &str) -> 
         .unwrap()
 }
 
+/// Reads with `read` until `done` holds for the value, and returns it; panics naming `what`
+/// and the last value after `seconds` (a liveness bound on a loaded machine, not a
+/// performance assertion).
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    seconds: u64,
+    mut read: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let value = read().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {value:?} after {seconds} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }

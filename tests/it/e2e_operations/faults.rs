@@ -52,12 +52,7 @@ async fn a_snapshot_on_a_cluster_without_the_feature_fails_fast_with_the_reason(
             .iter()
             .any(|a| a == "vm.snapshot.failed")
     );
-    let last_error: Option<String> =
-        sqlx::query_scalar("SELECT last_error FROM vms WHERE name = $1")
-            .bind(VM)
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
+    let last_error = vm_field(&env, VM, "last_error").await;
     assert!(
         last_error.is_some_and(|e| e.starts_with("snapshot failed: SnapshotUnsupported")),
         "the VM records what failed"
@@ -107,20 +102,13 @@ async fn a_vm_with_a_gpu_cannot_migrate_and_is_refused_with_kubevirts_reason(
     )
     .await;
     // The watcher records what KubeVirt says about the running instance.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let why: Option<String> =
-            sqlx::query_scalar("SELECT not_migratable FROM vms WHERE name = $1")
-                .bind(VM)
-                .fetch_one(&env.db.pool)
-                .await
-                .unwrap();
-        if why.is_some() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the VM's not_migratable",
+        30,
+        || vm_field(&env, VM, "not_migratable"),
+        Option::is_some,
+    )
+    .await;
     let (ok, err) = ask(&env, "alice", "move-1", VM, "migrate", "").await;
     assert!(
         !ok && err.contains("cannot live-migrate: HostDeviceNotLiveMigratable"),
@@ -242,23 +230,20 @@ async fn an_unreachable_cluster_during_a_delete_is_retried_until_it_converges(
         !ok && err.contains("is Deleting and accepts no operation"),
         "{err}"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let errors: i32 = sqlx::query_scalar(
-            "SELECT coalesce(array_length(errors, 1), 0) FROM river_job WHERE kind = 'vm_operate'",
-        )
-        .fetch_one(&env.db.pool)
-        .await
-        .unwrap();
-        if errors > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no failed attempt yet"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "a failed attempt of the delete job",
+        60,
+        || async {
+            sqlx::query_scalar::<_, i32>(
+                "SELECT coalesce(array_length(errors, 1), 0) FROM river_job WHERE kind = 'vm_operate'",
+            )
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap()
+        },
+        |errors| *errors > 0,
+    )
+    .await;
     env.target("target-1").faults().set_reachable();
     let done = finished(&env, "del-1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");

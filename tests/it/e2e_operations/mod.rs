@@ -5,7 +5,7 @@
 mod faults;
 
 use crate::common::e2e::{Env, start};
-use crate::common::setup;
+use crate::common::{eventually, setup};
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::{Value, json};
 use shepherd::clusters::kubevirt;
@@ -194,20 +194,26 @@ async fn vm_row(env: &Env, name: &str) -> (String, String) {
     .unwrap()
 }
 
+/// A column of the VM's (latest) row, as text. `column` is always a literal of these tests.
+async fn vm_field(env: &Env, name: &str, column: &'static str) -> Option<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {column}::text FROM vms WHERE name = $1 ORDER BY created_at DESC LIMIT 1"
+    )))
+    .bind(name)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap()
+}
+
 /// Waits until the VM's row shows `state`.
 async fn wait_vm_state(env: &Env, name: &str, state: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (current, _) = vm_row(env, name).await;
-        if current == state {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "VM {name} is {current}, not {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        &format!("VM {name} becoming {state}"),
+        60,
+        || vm_field(env, name, "status"),
+        |s| s.as_deref() == Some(state),
+    )
+    .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -444,19 +450,13 @@ async fn migrate_moves_the_running_vm_to_another_node(
         .unwrap();
     assert_eq!(after["status"]["nodeName"], to.as_str());
     // The VM's row follows the instance to its new node.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let node: Option<String> = sqlx::query_scalar("SELECT node FROM vms WHERE name = $1")
-            .bind(VM)
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
-        if node.as_deref() == Some(to.as_str()) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "node {node:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the VM's node",
+        30,
+        || vm_field(&env, VM, "node"),
+        |n| n.as_deref() == Some(to.as_str()),
+    )
+    .await;
     let actions = audit_for(&env, VM).await;
     for expected in [
         "vm.migrate.started",
@@ -516,13 +516,7 @@ async fn clone_makes_a_new_vm_with_the_next_index_and_its_own_labels(
     assert_eq!(object["status"]["phase"], "Succeeded", "{object:#}");
     // The clone is followed like a provisioned VM: it runs and shows in the operation.
     wait_vm_state(&env, clone_name, "Running").await;
-    let source: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT source_vm_id FROM vms WHERE name = $1")
-            .bind(clone_name)
-            .fetch_one(&env.db.pool)
-            .await
-            .unwrap();
-    assert!(source.is_some());
+    assert!(vm_field(&env, clone_name, "source_vm_id").await.is_some());
     let shown = env
         .wait_for("vmoperations", Some("apps"), "copy-1", |o| {
             o.pointer("/status/vms/1/phase") == Some(&json!("Running"))
