@@ -10,6 +10,7 @@ use crate::db::audit::AuditEntry;
 use crate::db::tickets::OperationTarget;
 use crate::db::vms::NewClone;
 use crate::domain::operation::check_admissible;
+use crate::domain::render::{VmLabels, vm_labels};
 use crate::domain::ticket::{Operation, TicketStatus};
 use crate::domain::vm_name::vm_name;
 use crate::domain::vm_state::{PowerState, VmState};
@@ -202,20 +203,38 @@ pub async fn record_snapshot(
     Ok(())
 }
 
+/// A clone as the worker makes it: its name and the platform's labels.
+#[derive(Debug, Clone)]
+pub struct CloneTarget {
+    pub name: String,
+    pub labels: serde_json::Map<String, Value>,
+}
+
 /// The clone's name and row, allocated once per ticket: the Service's next index, in the
-/// source's namespace, on the source's cluster. A retried attempt gets the same name.
-pub async fn allocate_clone(pool: &PgPool, op: &Operating) -> Result<String, AppError> {
+/// source's namespace, on the source's cluster. A retried attempt gets the same clone.
+pub async fn allocate_clone(pool: &PgPool, op: &Operating) -> Result<CloneTarget, AppError> {
     let mut tx = pool.begin().await?;
     db::tickets::lock_status(&mut tx, op.target.ticket_id).await?;
-    if let Some(made) = db::vms::made_by_ticket(&mut tx, op.target.ticket_id).await? {
-        return Ok(made.name);
-    }
+    // The clone shares its source's namespace, System and Service.
     let names = db::services::names_for_vm(&mut tx, op.target.vm_id)
         .await?
         .ok_or_else(|| AppError::NotFound {
             what: "vm",
             id: op.target.vm_name.clone(),
         })?;
+    let target = |name: String, instance_index: i32| CloneTarget {
+        name,
+        labels: vm_labels(&VmLabels {
+            system: &names.system,
+            service: &names.service,
+            instance_index,
+            ticket_id: op.target.ticket_id,
+            created_by: &op.target.requester,
+        }),
+    };
+    if let Some((name, index)) = db::vms::clone_of_ticket(&mut tx, op.target.ticket_id).await? {
+        return Ok(target(name, index));
+    }
     let index = db::services::allocate_instance_indexes(&mut tx, op.target.service_id, 1)
         .await?
         .ok_or_else(|| AppError::NotFound {
@@ -257,7 +276,7 @@ pub async fn allocate_clone(pool: &PgPool, op: &Operating) -> Result<String, App
     )
     .await?;
     tx.commit().await?;
-    Ok(name)
+    Ok(target(name, index))
 }
 
 /// The operation succeeded: the ticket becomes `Succeeded` with its result, audited, with

@@ -546,3 +546,17 @@ pub async fn set_last_error(conn: &mut PgConnection, id: Uuid, message: &str) ->
     .await?;
     Ok(())
 }
+
+/// The name and instance index of the clone an operation ticket made, if any.
+pub async fn clone_of_ticket(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+) -> sqlx::Result<Option<(String, i32)>> {
+    let row = sqlx::query!(
+        "SELECT name, instance_index FROM vms WHERE ticket_id = $1 AND source_vm_id IS NOT NULL",
+        ticket_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.name, r.instance_index)))
+}

@@ -9,7 +9,7 @@
 use super::{ClusterUnusable, backoff, is_last_attempt, measured, vm_cluster};
 use crate::app::AppError;
 use crate::app::job_args::OperateVm;
-use crate::app::operate::{self, Begin, Operating};
+use crate::app::operate::{self, Begin, CloneTarget, Operating};
 use crate::clusters::{CallError, ClusterClients, TargetCluster, kubevirt};
 use crate::domain::operation::{
     Progress, clone_label_filters, clone_progress, migration_progress, not_live_migratable,
@@ -553,7 +553,7 @@ impl OperateWorker {
                 "metadata": {"name": name, "namespace": vm.namespace, "labels": owned_labels(op)},
                 "spec": {
                     "source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm.name},
-                    "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": target},
+                    "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": target.name},
                     "labelFilters": filters,
                     "template": {"labelFilters": filters},
                 },
@@ -569,40 +569,27 @@ impl OperateWorker {
                 };
                 Ok(Step::from_progress(
                     clone_progress(&clone),
-                    |_| json!({"clone": target}),
+                    |_| json!({"clone": target.name}),
                 ))
             })
             .await?;
         if matches!(step, Step::Done(_)) {
-            self.label_clone(op, vm, &target).await?;
+            self.label_clone(vm, &target).await?;
         }
         Ok(step)
     }
 
-    /// Gives the clone the platform's labels: those of its source with its own instance and
-    /// ticket, on the VM and its instance template.
+    /// Gives the clone the platform's labels (its own instance, ticket and requester), on
+    /// the VM and its instance template, like a rendered VM's.
     async fn label_clone(
         &self,
-        op: &Operating,
         vm: &VmOnCluster<'_>,
-        target: &str,
+        target: &CloneTarget,
     ) -> Result<(), OperateError> {
-        let Some(source) = vm.get().await? else {
-            return Ok(());
-        };
-        let mut labels = source.labels().clone();
-        labels.retain(|k, _| k.starts_with(LABEL_PREFIX));
-        let index = target
-            .rsplit('-')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('0')
-            .to_string();
-        labels.insert("kubevirt-shepherd.io/instance".into(), index);
-        labels.insert(TICKET_LABEL.into(), op.target.ticket_id.to_string());
+        let (name, labels) = (&target.name, &target.labels);
         let patch = json!({
             "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-            "metadata": {"name": target, "namespace": vm.namespace, "labels": labels},
+            "metadata": {"name": name, "namespace": vm.namespace, "labels": labels},
             "spec": {"template": {"metadata": {"labels": labels}}},
         });
         let _permit = vm.cluster.write_permit().await;
@@ -610,7 +597,7 @@ impl OperateWorker {
             .call(
                 "labelling the clone",
                 vm.vms.patch(
-                    target,
+                    name,
                     &PatchParams::apply(FIELD_MANAGER),
                     &Patch::Apply(&patch),
                 ),

@@ -55,6 +55,36 @@ pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
 }
 
+/// What the platform's labels of a VM say: whose it is and which ticket made it.
+#[derive(Debug, Clone, Copy)]
+pub struct VmLabels<'a> {
+    pub system: &'a str,
+    pub service: &'a str,
+    pub instance_index: i32,
+    pub ticket_id: uuid::Uuid,
+    pub created_by: &'a str,
+}
+
+/// The labels the platform puts on a VM and on its instance template (a rendered VM or a
+/// clone alike).
+pub fn vm_labels(l: &VmLabels<'_>) -> Map<String, Value> {
+    let mut labels = Map::new();
+    for (key, value) in [
+        (MANAGED_BY_LABEL, MANAGED_BY_VALUE.to_string()),
+        (SYSTEM_LABEL, label_value(l.system)),
+        (SERVICE_LABEL, label_value(l.service)),
+        (
+            INSTANCE_LABEL,
+            label_value(&format!("{:02}", l.instance_index)),
+        ),
+        (TICKET_LABEL, l.ticket_id.to_string()),
+        (CREATED_BY_LABEL, label_value(l.created_by)),
+    ] {
+        labels.insert(key.into(), value.into());
+    }
+    labels
+}
+
 /// What a VM is rendered from: the approval's snapshots and final resources, the VM row's
 /// name and index, and the desired power state.
 #[derive(Debug, Clone)]
@@ -400,20 +430,13 @@ pub fn render_vm(input: &RenderInput<'_>) -> Result<Value, RenderError> {
     apply_resources(&mut spec, input.resources)?;
 
     // (5) platform-owned fields.
-    let mut labels = Map::new();
-    for (key, value) in [
-        (MANAGED_BY_LABEL, MANAGED_BY_VALUE.to_string()),
-        (SYSTEM_LABEL, label_value(input.system)),
-        (SERVICE_LABEL, label_value(input.service)),
-        (
-            INSTANCE_LABEL,
-            label_value(&format!("{:02}", input.instance_index)),
-        ),
-        (TICKET_LABEL, input.ticket_id.to_string()),
-        (CREATED_BY_LABEL, label_value(input.created_by)),
-    ] {
-        labels.insert(key.into(), value.into());
-    }
+    let labels = vm_labels(&VmLabels {
+        system: input.system,
+        service: input.service,
+        instance_index: input.instance_index,
+        ticket_id: input.ticket_id,
+        created_by: input.created_by,
+    });
 
     spec.remove("running");
     spec.insert("runStrategy".into(), input.power.run_strategy().into());

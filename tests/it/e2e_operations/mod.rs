@@ -501,7 +501,13 @@ async fn clone_makes_a_new_vm_with_the_next_index_and_its_own_labels(
         labels["kubevirt-shepherd.io/ticket-id"], ticket,
         "{clone:#}"
     );
-    assert_eq!(labels["kubevirt-shepherd.io/instance"], "2", "{clone:#}");
+    // The same labels as any VM of the platform: its own instance, ticket and requester.
+    assert_eq!(labels["kubevirt-shepherd.io/instance"], "02", "{clone:#}");
+    assert_eq!(
+        labels["kubevirt-shepherd.io/created-by"], "alice",
+        "{clone:#}"
+    );
+    assert_eq!(labels["kubevirt-shepherd.io/system"], "shop", "{clone:#}");
     assert_eq!(
         labels["kubevirt-shepherd.io/managed-by"],
         "kubevirt-shepherd"
