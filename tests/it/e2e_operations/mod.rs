@@ -108,10 +108,16 @@ async fn operate_ok(env: &Env, name: &str, vm: &str, op: &str, extra: &str) -> V
     let (ok, err) = ask(env, "alice", name, vm, op, extra).await;
     assert!(ok, "{err}");
     let done = finished(env, name).await;
-    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
-    let ready = condition(&done, "Ready").expect("a Ready condition");
-    assert_eq!(ready["status"], "True", "{done:#}");
+    assert_succeeded(env, &done).await;
     done
+}
+
+/// The VmOperation shows `Succeeded` with `Ready` True, and its ticket is `Succeeded`.
+async fn assert_succeeded(env: &Env, op: &Value) {
+    assert_eq!(op["status"]["phase"], "Succeeded", "{op:#}");
+    let ready = condition(op, "Ready").expect("a Ready condition");
+    assert_eq!(ready["status"], "True", "{op:#}");
+    assert_eq!(ticket_of(env, op).await.0, "Succeeded", "{op:#}");
 }
 
 fn condition(obj: &Value, type_: &str) -> Option<Value> {
@@ -394,7 +400,7 @@ async fn a_snapshot_is_listed_and_restored_onto_the_stopped_vm(
     .await;
     approve(&env, "restore-1-ok", "VmOperation", "restore-1").await;
     let restored = finished(&env, "restore-1").await;
-    assert_eq!(restored["status"]["phase"], "Succeeded", "{restored:#}");
+    assert_succeeded(&env, &restored).await;
     assert_eq!(restored["status"]["approver"], "bob");
     assert_eq!(restored["status"]["result"]["snapshot"], "before-upgrade");
     let restores = names_on(&env, "target-1", &kubevirt::restore()).await;
@@ -489,7 +495,7 @@ async fn clone_makes_a_new_vm_with_the_next_index_and_its_own_labels(
     .await;
     approve(&env, "copy-1-ok", "VmOperation", "copy-1").await;
     let done = finished(&env, "copy-1").await;
-    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_succeeded(&env, &done).await;
     let clone_name = "team-a-shop-web-02";
     assert_eq!(done["status"]["result"]["clone"], clone_name);
     let clone = on_cluster(&env, "target-1", &kubevirt::virtual_machine(), clone_name)
@@ -557,7 +563,7 @@ async fn delete_removes_the_vm_and_a_prod_delete_must_repeat_its_name(
     .await;
     approve(&env, "del-1-ok", "VmOperation", "del-1").await;
     let done = finished(&env, "del-1").await;
-    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    assert_succeeded(&env, &done).await;
     assert!(
         on_cluster(&env, "target-1", &kubevirt::virtual_machine(), VM)
             .await
@@ -579,6 +585,9 @@ async fn delete_removes_the_vm_and_a_prod_delete_must_repeat_its_name(
     // In prod the name must be repeated: CEL checks it matches, admission that it is there.
     create_vm(&env, "admin", "r2", "shop-prod").await;
     let prod_vm = "shop-prod-shop-web-02";
+    // alice's bindings allow test only: no operation of hers reaches a prod VM.
+    let (ok, err) = ask(&env, "alice", "stop-prod", prod_vm, "stop", "").await;
+    assert!(!ok && err.contains("environment \"prod\""), "{err}");
     let (ok, err) = ask(&env, "admin", "del-2", prod_vm, "delete", "").await;
     assert!(!ok && err.contains("spec.confirmName"), "{err}");
     let (ok, err) = ask(
@@ -617,7 +626,7 @@ async fn delete_removes_the_vm_and_a_prod_delete_must_repeat_its_name(
     );
     approve(&env, "del-2-ok", "VmOperation", "del-2").await;
     let deleted = finished(&env, "del-2").await;
-    assert_eq!(deleted["status"]["phase"], "Succeeded", "{deleted:#}");
+    assert_succeeded(&env, &deleted).await;
     wait_vm_state(&env, prod_vm, "Deleted").await;
     assert!(
         api_in(&env, "prod-1", "shop-prod", &kubevirt::virtual_machine())
