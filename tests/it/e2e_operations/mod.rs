@@ -181,6 +181,18 @@ async fn audit_for(env: &Env, vm: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// The VM's audit actions, after checking that each of `expected` is among them.
+async fn assert_audited(env: &Env, vm: &str, expected: &[&str]) -> Vec<String> {
+    let actions = audit_for(env, vm).await;
+    for action in expected {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    actions
+}
+
 async fn ticket_of(env: &Env, op: &Value) -> (String, Option<Value>) {
     let id: uuid::Uuid = op["status"]["ticketId"].as_str().unwrap().parse().unwrap();
     sqlx::query_as("SELECT status, result FROM tickets WHERE id = $1")
@@ -269,22 +281,21 @@ async fn stop_start_and_restart_go_through_kubevirt_and_keep_the_desired_power(
         "the restart recorded the instance it replaced"
     );
 
-    let actions = audit_for(&env, VM).await;
-    for expected in [
-        "vm.stop.started",
-        "vm.power.desired",
-        "vm.stop.succeeded",
-        "vm.start.started",
-        "vm.start.succeeded",
-        "vm.restart.started",
-        "vm.restart.requested",
-        "vm.restart.succeeded",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "{expected} missing from {actions:?}"
-        );
-    }
+    let actions = assert_audited(
+        &env,
+        VM,
+        &[
+            "vm.stop.started",
+            "vm.power.desired",
+            "vm.stop.succeeded",
+            "vm.start.started",
+            "vm.start.succeeded",
+            "vm.restart.started",
+            "vm.restart.requested",
+            "vm.restart.succeeded",
+        ],
+    )
+    .await;
     // Each operation was started and finished once.
     for op in ["stop", "start", "restart"] {
         let started = actions
@@ -413,18 +424,17 @@ async fn a_snapshot_is_listed_and_restored_onto_the_stopped_vm(
         restore["spec"]["virtualMachineSnapshotName"],
         "before-upgrade"
     );
-    let actions = audit_for(&env, VM).await;
-    for expected in [
-        "vm.snapshot.started",
-        "vm.snapshot.succeeded",
-        "vm.restore.started",
-        "vm.restore.succeeded",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "{expected}: {actions:?}"
-        );
-    }
+    assert_audited(
+        &env,
+        VM,
+        &[
+            "vm.snapshot.started",
+            "vm.snapshot.succeeded",
+            "vm.restore.started",
+            "vm.restore.succeeded",
+        ],
+    )
+    .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -463,17 +473,16 @@ async fn migrate_moves_the_running_vm_to_another_node(
         |n| n.as_deref() == Some(to.as_str()),
     )
     .await;
-    let actions = audit_for(&env, VM).await;
-    for expected in [
-        "vm.migrate.started",
-        "vm.migrate.requested",
-        "vm.migrate.succeeded",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "{expected}: {actions:?}"
-        );
-    }
+    assert_audited(
+        &env,
+        VM,
+        &[
+            "vm.migrate.started",
+            "vm.migrate.requested",
+            "vm.migrate.succeeded",
+        ],
+    )
+    .await;
     // A stopped VM cannot migrate: refused at admission.
     operate_ok(&env, "stop-1", VM, "stop", "").await;
     wait_vm_state(&env, VM, "Stopped").await;
@@ -570,13 +579,12 @@ async fn delete_removes_the_vm_and_a_prod_delete_must_repeat_its_name(
             .is_none()
     );
     wait_vm_state(&env, VM, "Deleted").await;
-    let actions = audit_for(&env, VM).await;
-    for expected in ["vm.delete.started", "vm.deleted", "vm.delete.succeeded"] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "{expected}: {actions:?}"
-        );
-    }
+    let actions = assert_audited(
+        &env,
+        VM,
+        &["vm.delete.started", "vm.deleted", "vm.delete.succeeded"],
+    )
+    .await;
     assert!(!actions.iter().any(|a| a == "vm.missing"), "{actions:?}");
     // A Deleted VM takes no operation.
     let (ok, err) = ask(&env, "alice", "stop-9", VM, "stop", "").await;
