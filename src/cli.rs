@@ -321,7 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => {
             let created = app::rbac::bind(
                 &pool,
-                "system:cli",
+                app::rbac::Granter::Bootstrap,
                 &subject,
                 &role,
                 system.as_deref(),

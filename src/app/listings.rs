@@ -14,7 +14,7 @@ use crate::db::services::InventoryRow;
 use crate::db::tickets::{TicketFilter, TicketListRow};
 use crate::db::vms::{VmFilter, VmListRow, VmSummary};
 use crate::domain::Environment;
-use crate::domain::permissions::Permission;
+use crate::domain::permissions::{Permission, Scope};
 use crate::domain::ticket::TicketStatus;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -305,24 +305,33 @@ pub async fn audit(
 }
 
 /// Role administration needs `rbac:manage` platform-wide.
-pub async fn require_rbac_manage(pool: &PgPool, caller: &Caller) -> Result<(), AppError> {
-    Viewer::load(&mut *pool.acquire().await?, caller)
-        .await?
-        .check(&Check {
-            permission: Permission::RbacManage,
-            action: "administer roles and bindings",
-            system: None,
-            environment: None,
-        })
+/// The scopes in which the caller holds `rbac:manage` (from bindings, in any environment);
+/// refused when there are none.
+pub async fn rbac_manager_scopes(pool: &PgPool, caller: &Caller) -> Result<Vec<Scope>, AppError> {
+    let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
+    let scopes: Vec<Scope> = viewer
+        .bindings()
+        .iter()
+        .filter(|b| b.grants(Permission::RbacManage))
+        .map(|b| b.scope.clone())
+        .collect();
+    if scopes.is_empty() {
+        return Err(AppError::Forbidden(format!(
+            "user {:?} may not administer roles and bindings: missing permission rbac:manage",
+            caller.username
+        )));
+    }
+    Ok(scopes)
 }
 
+/// Role bindings in the scopes the caller manages (a scoped system-admin sees its System's).
 pub async fn role_bindings(
     pool: &PgPool,
     caller: &Caller,
     after: Option<TimeKey>,
     limit: usize,
 ) -> Result<Page<BindingListRow, TimeKey>, AppError> {
-    require_rbac_manage(pool, caller).await?;
+    let scopes = rbac_manager_scopes(pool, caller).await?;
     visible_page(
         limit,
         after,
@@ -330,7 +339,13 @@ pub async fn role_bindings(
             let pool = pool.clone();
             async move { db::rbac::list_bindings(&mut *pool.acquire().await?, None, after, n).await }
         },
-        |_| true,
+        |b| {
+            let scope = b
+                .scope_system
+                .clone()
+                .map_or(Scope::Global, Scope::System);
+            scopes.iter().any(|s| s.includes(&scope))
+        },
         |b| (b.created_at, b.id),
     )
     .await

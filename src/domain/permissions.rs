@@ -256,6 +256,25 @@ impl Scope {
     fn is_system(&self, name: &str) -> bool {
         matches!(self, Scope::System(scoped) if scoped == name)
     }
+
+    /// Whether a binding with this scope counts everywhere a binding with `other` does: a
+    /// global binding includes every scope, a System binding only its own System.
+    pub fn includes(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Global, _) => true,
+            (Scope::System(mine), Scope::System(theirs)) => mine == theirs,
+            (Scope::System(_), Scope::Global) => false,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Global => f.write_str("globally"),
+            Scope::System(system) => write!(f, "on system {system:?}"),
+        }
+    }
 }
 
 /// A role binding of the caller, with the bound role's permissions already resolved.
@@ -492,6 +511,68 @@ pub fn effective_permissions(
     } else {
         permissions
     }
+}
+
+/// A role binding someone wants to create or delete.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    /// The bound role's permissions.
+    pub permissions: &'a [Permission],
+    pub scope: &'a Scope,
+    pub environments: &'a [Environment],
+}
+
+/// Why a caller may not create or delete a binding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRefusal {
+    #[error(
+        "managing role bindings {scope} in environment {environment} needs rbac:manage from a \
+         binding that counts there"
+    )]
+    NotManager {
+        scope: Scope,
+        environment: Environment,
+    },
+    #[error(
+        "the binding carries {permission} {scope} in environment {environment}, which the caller \
+         does not hold there: nobody grants more than they have"
+    )]
+    NotHeld {
+        permission: Permission,
+        scope: Scope,
+        environment: Environment,
+    },
+}
+
+/// Whether `granter` may create or delete the binding `grant`: in every environment of the
+/// binding, some binding of the granter that includes its scope carries `rbac:manage`, and
+/// the granter holds each of the role's permissions in that scope and environment. So a
+/// scoped `system-admin` manages bindings on its System only, and nobody grants
+/// `platform:admin` but a platform admin.
+pub fn may_grant(granter: &[Binding], grant: &Grant<'_>) -> Result<(), GrantRefusal> {
+    for &environment in grant.environments {
+        let counting: Vec<&Binding> = granter
+            .iter()
+            .filter(|b| {
+                b.scope.includes(grant.scope) && b.allowed_environments.contains(&environment)
+            })
+            .collect();
+        let holds = |p: Permission| counting.iter().any(|b| b.grants(p));
+        if !holds(Permission::RbacManage) {
+            return Err(GrantRefusal::NotManager {
+                scope: grant.scope.clone(),
+                environment,
+            });
+        }
+        if let Some(&permission) = grant.permissions.iter().find(|&&p| !holds(p)) {
+            return Err(GrantRefusal::NotHeld {
+                permission,
+                scope: grant.scope.clone(),
+                environment,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A decision on one's own ticket.

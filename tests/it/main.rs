@@ -14,6 +14,7 @@ mod app_approvals;
 mod app_front_door;
 mod app_operations;
 mod architecture;
+mod authz_holes;
 mod cli_logs;
 mod cli_pipe;
 mod db_audit;

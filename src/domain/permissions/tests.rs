@@ -533,3 +533,110 @@ fn each_operation_needs_its_vm_permission() {
         assert_eq!(Permission::for_operation(op), expected, "{op:?}");
     }
 }
+
+fn grant(
+    granter: &[Binding],
+    role: BuiltinRole,
+    scope: Scope,
+    envs: &[Environment],
+) -> Result<(), GrantRefusal> {
+    may_grant(
+        granter,
+        &Grant {
+            permissions: role.permissions(),
+            scope: &scope,
+            environments: envs,
+        },
+    )
+}
+
+#[test]
+fn a_test_only_system_admin_cannot_grant_itself_platform_admin() {
+    // The escalation of the issue: system-admin, global, test only.
+    let granter = [global(BuiltinRole::SystemAdmin, TEST_ONLY)];
+    assert_eq!(
+        grant(&granter, BuiltinRole::PlatformAdmin, Scope::Global, BOTH),
+        Err(GrantRefusal::NotHeld {
+            permission: PlatformAdmin,
+            scope: Scope::Global,
+            environment: Test
+        })
+    );
+    assert_eq!(
+        grant(&granter, BuiltinRole::Viewer, Scope::Global, PROD_ONLY),
+        Err(GrantRefusal::NotManager {
+            scope: Scope::Global,
+            environment: Prod
+        })
+    );
+    // What it holds, where it holds it, it may grant.
+    assert_eq!(
+        grant(&granter, BuiltinRole::Operator, Scope::Global, TEST_ONLY),
+        Ok(())
+    );
+    assert_eq!(
+        grant(&granter, BuiltinRole::SystemAdmin, scope_shop(), TEST_ONLY),
+        Ok(())
+    );
+    // Approving is not among a system-admin's permissions.
+    assert_eq!(
+        grant(&granter, BuiltinRole::Approver, Scope::Global, TEST_ONLY),
+        Err(GrantRefusal::NotHeld {
+            permission: ApprovalApprove,
+            scope: Scope::Global,
+            environment: Test
+        })
+    );
+}
+
+fn scope_shop() -> Scope {
+    Scope::System("shop".into())
+}
+
+#[test]
+fn a_scoped_system_admin_manages_bindings_of_its_system_only() {
+    let granter = [on("shop", BuiltinRole::SystemAdmin, BOTH)];
+    assert_eq!(
+        grant(&granter, BuiltinRole::Operator, scope_shop(), BOTH),
+        Ok(())
+    );
+    for scope in [Scope::Global, Scope::System("billing".into())] {
+        assert_eq!(
+            grant(&granter, BuiltinRole::Viewer, scope.clone(), TEST_ONLY),
+            Err(GrantRefusal::NotManager {
+                scope,
+                environment: Test
+            })
+        );
+    }
+}
+
+#[test]
+fn only_a_platform_admin_grants_platform_admin_and_only_where_it_counts() {
+    let admin = [global(BuiltinRole::PlatformAdmin, BOTH)];
+    for role in BuiltinRole::ALL {
+        assert_eq!(grant(&admin, role, Scope::Global, BOTH), Ok(()), "{role}");
+        assert_eq!(grant(&admin, role, scope_shop(), BOTH), Ok(()), "{role}");
+    }
+    let test_admin = [global(BuiltinRole::PlatformAdmin, TEST_ONLY)];
+    assert!(grant(&test_admin, BuiltinRole::Viewer, Scope::Global, BOTH).is_err());
+    // Permissions gathered from several bindings in the scope count together.
+    let split = [
+        custom(&[RbacManage, VmRead], Scope::Global, BOTH),
+        custom(&[SystemRead, ServiceRead], scope_shop(), BOTH),
+    ];
+    assert_eq!(
+        grant(&split, BuiltinRole::Viewer, scope_shop(), BOTH),
+        Ok(())
+    );
+    assert!(grant(&split, BuiltinRole::Viewer, Scope::Global, BOTH).is_err());
+}
+
+#[test]
+fn scopes_include_only_themselves_or_everything() {
+    assert!(Scope::Global.includes(&scope_shop()));
+    assert!(Scope::Global.includes(&Scope::Global));
+    assert!(scope_shop().includes(&scope_shop()));
+    assert!(!scope_shop().includes(&Scope::Global));
+    assert!(!scope_shop().includes(&Scope::System("billing".into())));
+}

@@ -41,7 +41,7 @@ pub async fn roles(
     State(state): State<ApiState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<Vec<Role>>, ApiError> {
-    listings::require_rbac_manage(&state.pool, &caller).await?;
+    listings::rbac_manager_scopes(&state.pool, &caller).await?;
     let mut conn = state.pool.acquire().await.map_err(AppError::from)?;
     let roles = db::rbac::roles(&mut conn).await.map_err(AppError::from)?;
     Ok(Json(
@@ -72,7 +72,9 @@ pub async fn bindings(
     }))
 }
 
-/// Binds a role to a user, group or service account, globally or on one System.
+/// Binds a role to a user, group or service account, globally or on one System. The caller
+/// needs `rbac:manage` and every permission of the role, in the binding's scope and in each
+/// of its environments.
 #[utoipa::path(post, path = paths::RBAC_BINDINGS, tag = "rbac", request_body = NewRoleBinding,
     responses((status = 201, body = RoleBinding), (status = "4XX", body = ErrorBody)))]
 pub async fn create_binding(
@@ -80,7 +82,6 @@ pub async fn create_binding(
     Authenticated(caller): Authenticated,
     ApiJson(body): ApiJson<NewRoleBinding>,
 ) -> Result<impl IntoResponse, ApiError> {
-    listings::require_rbac_manage(&state.pool, &caller).await?;
     let kind: SubjectKind =
         body.subject
             .kind
@@ -104,7 +105,7 @@ pub async fn create_binding(
     };
     let id = rbac::bind(
         &state.pool,
-        &caller.username,
+        rbac::Granter::Caller(&caller),
         &subject,
         &body.role,
         body.system.as_deref(),
@@ -135,7 +136,8 @@ pub async fn create_binding(
     ))
 }
 
-/// Removes a binding made through the API (seeded and configured ones are refused, 409).
+/// Removes a binding made through the API (seeded and configured ones are refused, 409); the
+/// caller must be allowed to grant it.
 #[utoipa::path(delete, path = paths::RBAC_BINDING, tag = "rbac",
     params(("id" = Uuid, Path, description = "binding id")),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
@@ -144,7 +146,6 @@ pub async fn delete_binding(
     Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    listings::require_rbac_manage(&state.pool, &caller).await?;
-    rbac::unbind(&state.pool, &caller.username, id).await?;
+    rbac::unbind(&state.pool, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! The REST API in process, with bearer tokens of a simulated management cluster (checked
-//! by its TokenReview): users alice, bob (approver), mallory (no bindings) and root
-//! (platform-admins group).
+//! by its TokenReview): users alice, bob (approver), mallory (no bindings), root
+//! (platform-admins group) and sam (bound by each test that uses him).
 
 use axum::Router;
 use axum::body::Body;
@@ -23,7 +23,8 @@ pub async fn api(pool: &PgPool, config: ApiConfig) -> Api {
             .with_user(User::new("alice", &["dev"]))
             .with_user(User::new("bob", &["approvers"]))
             .with_user(User::new("mallory", &[]))
-            .with_user(User::new("root", &["platform-admins"])),
+            .with_user(User::new("root", &["platform-admins"]))
+            .with_user(User::new("sam", &[])),
     )
     .await
     .unwrap();
