@@ -112,7 +112,9 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
     let key = vec![7u8; 32];
-    let webhook = router(WebhookState::new(key, Arc::new(AllowAll)).expect("key is long enough"));
+    let keys =
+        shepherd::domain::identity::KeyRing::new(key, Vec::new()).expect("key is long enough");
+    let webhook = router(WebhookState::new(keys, Arc::new(AllowAll)));
     let allowed = Bytes::from(
         json!({
             "apiVersion": "admission.k8s.io/v1",

@@ -79,7 +79,7 @@ webhooks:
   rules: [{apiGroups: [shepherd.kv-shepherd.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
            resources: [systems, services, vmrequests, vmoperations, approvals]}]
   failurePolicy: Fail
-  sideEffects: None
+  sideEffects: NoneOnDryRun
   admissionReviewVersions: [v1]
 ---
 apiVersion: admissionregistration.k8s.io/v1
@@ -90,7 +90,7 @@ webhooks:
   clientConfig: {url: "https://127.0.0.1:$port/validate", caBundle: "$ca"}
   rules: [{apiGroups: [shepherd.kv-shepherd.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE, DELETE], resources: ["*"]}]
   failurePolicy: Fail
-  sideEffects: None
+  sideEffects: NoneOnDryRun
   admissionReviewVersions: [v1]
 YAML
 

@@ -182,16 +182,19 @@ struct RunArgs {
     /// How long domain events are kept, in days (at least 7). Audit rows are never deleted.
     #[arg(long, env = "SHEPHERD_EVENT_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(i32).range(7..))]
     event_retention_days: i32,
-    /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`).
+    /// The Secret NAMESPACE/NAME holding the identity-stamp HMAC key (data key `key`, at
+    /// least 32 bytes) and, after a rotation, the key before it (data key `previous`), which
+    /// still verifies the stamps it signed.
     #[arg(
         long,
         env = "SHEPHERD_IDENTITY_KEY_SECRET",
         conflicts_with = "identity_key_file"
     )]
     identity_key_secret: Option<String>,
-    /// A file holding the identity-stamp HMAC key (at least 32 bytes).
-    #[arg(long, env = "SHEPHERD_IDENTITY_KEY_FILE")]
-    identity_key_file: Option<std::path::PathBuf>,
+    /// A file holding the identity-stamp HMAC key (at least 32 bytes). Repeat the flag after
+    /// a rotation: the first key signs, the others only verify.
+    #[arg(long, env = "SHEPHERD_IDENTITY_KEY_FILE", value_delimiter = ',')]
+    identity_key_file: Vec<std::path::PathBuf>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "kubevirt-shepherd")]
     lease_namespace: String,
@@ -388,17 +391,23 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the management cluster (KUBECONFIG or in-cluster config)")?;
-    let key: Vec<u8> = match (&args.identity_key_secret, &args.identity_key_file) {
+    let keys = match (&args.identity_key_secret, args.identity_key_file.as_slice()) {
         (Some(secret), _) => {
             let (ns, name) = secret
                 .split_once('/')
                 .context("--identity-key-secret must be NAMESPACE/NAME")?;
-            crate::run::identity_key_from_secret(&client, ns, name, "key").await?
+            crate::run::identity_keys_from_secret(&client, ns, name).await?
         }
-        (None, Some(path)) => {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        (None, [current, previous @ ..]) => {
+            let read = |path: &std::path::PathBuf| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            crate::domain::identity::KeyRing::new(
+                read(current)?,
+                previous.iter().map(read).collect::<Result<_, _>>()?,
+            )?
         }
-        (None, None) => anyhow::bail!(
+        (None, []) => anyhow::bail!(
             "an identity key is required: --identity-key-secret NS/NAME or --identity-key-file PATH"
         ),
     };
@@ -465,7 +474,7 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
         }),
         cluster_write_concurrency: args.cluster_write_concurrency.get(),
     };
-    let running = crate::run::start(opts, pool, client, std::sync::Arc::from(key)).await?;
+    let running = crate::run::start(opts, pool, client, keys).await?;
     if let Some(addr) = running.webhook_addr {
         println!("run: webhook listening on https://{addr}");
     }

@@ -6,6 +6,7 @@ use crate::app::admission::ShepherdPolicy;
 use crate::clusters::ClusterClients;
 use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
+use crate::domain::identity::{KeyError, KeyRing};
 use crate::http::api::{self, ApiConfig, ApiState};
 use crate::http::tls::{TlsError, TlsListener};
 use crate::http::webhook::{self, WebhookState};
@@ -60,7 +61,7 @@ pub enum RunError {
     #[error("Secret {secret} has no data key {key:?}")]
     KeyMissing { secret: String, key: String },
     #[error("identity key: {0}")]
-    Webhook(#[from] webhook::WebhookError),
+    Key(#[from] KeyError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("job queue: {0}")]
@@ -74,13 +75,13 @@ pub enum RunError {
     },
 }
 
-/// Reads the HMAC key that signs identity stamps from `namespace/name`, data key `key`.
-pub async fn identity_key_from_secret(
+/// Reads the identity keys from Secret `namespace/name`: data key `key` signs, the optional
+/// `previous` (the key before the last rotation) still verifies.
+pub async fn identity_keys_from_secret(
     client: &Client,
     namespace: &str,
     name: &str,
-    key: &str,
-) -> Result<Vec<u8>, RunError> {
+) -> Result<KeyRing, RunError> {
     let secret_name = format!("{namespace}/{name}");
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(name)
@@ -89,14 +90,16 @@ pub async fn identity_key_from_secret(
             secret: secret_name.clone(),
             source,
         })?;
-    secret
-        .data
-        .and_then(|mut d| d.remove(key))
+    let mut data = secret.data.unwrap_or_default();
+    let current = data
+        .remove("key")
         .map(|b| b.0)
         .ok_or(RunError::KeyMissing {
             secret: secret_name,
-            key: key.into(),
-        })
+            key: "key".into(),
+        })?;
+    let previous = data.remove("previous").map(|b| b.0).into_iter().collect();
+    Ok(KeyRing::new(current, previous)?)
 }
 
 /// A started process: its bound addresses and a way to stop it.
@@ -152,7 +155,7 @@ pub async fn start(
     opts: RunOptions,
     pool: PgPool,
     client: Client,
-    identity_key: Arc<[u8]>,
+    identity_keys: KeyRing,
 ) -> Result<Running, RunError> {
     crate::http::metrics::install();
     let stop = CancellationToken::new();
@@ -164,12 +167,12 @@ pub async fn start(
     let mut webhook_addr = None;
     if let Some(w) = &opts.webhook {
         let state = WebhookState::new(
-            identity_key.clone(),
+            identity_keys.clone(),
             Arc::new(ShepherdPolicy {
                 pool: pool.clone(),
                 client: Some(client.clone()),
             }),
-        )?;
+        );
         let listener = TlsListener::bind(w.addr, &w.cert, &w.key).await?;
         webhook_addr = Some(listener.local_addr().map_err(|source| RunError::Bind {
             addr: w.addr,
@@ -246,7 +249,7 @@ pub async fn start(
         let ctx = Arc::new(Context::new(
             client.clone(),
             pool,
-            identity_key,
+            identity_keys,
             &opts.lease.identity,
             river,
             clusters,

@@ -19,6 +19,7 @@ pub mod provisioning;
 pub mod rbac;
 pub mod requests;
 pub mod seed;
+pub mod stamps;
 pub mod submission;
 pub mod systems;
 pub mod tickets;

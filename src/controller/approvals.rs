@@ -4,7 +4,7 @@
 
 use super::requests::report_ticket;
 use super::status::{condition, denial_reason, patch_status, publish};
-use super::{Context, RESYNC, ReconcileError, verified_caller};
+use super::{Context, ReconcileError, stamped_caller, verified_stamp};
 use crate::app::AppError;
 use crate::app::approvals::{approve, reject};
 use crate::crd::approval::{DecisionName, TargetKind};
@@ -95,59 +95,69 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
     ) {
         return Ok(Action::await_change());
     }
-    let caller = match verified_caller(&ctx.identity_key, obj) {
-        Ok(c) => c,
-        Err(e) => {
-            return finish(
-                ctx,
-                &api,
-                obj,
-                Outcome::Refused {
-                    reason: "UnverifiedIdentity",
-                    message: e.to_string(),
-                },
-            )
-            .await;
+    let refused = |reason: &'static str, message: String| Outcome::Refused { reason, message };
+    let stamp = match verified_stamp(ctx, obj).await? {
+        Ok(stamp) => stamp,
+        Err(reason) => {
+            return finish(ctx, &api, obj, refused("UnverifiedIdentity", reason)).await;
         }
     };
+    let caller = stamped_caller(&stamp);
     let target = &obj.spec.target.name;
-    let kind = match obj.spec.target.kind {
-        TargetKind::VmRequest => "VmRequest",
-        TargetKind::VmOperation => "VmOperation",
+    let kind = obj.spec.target.kind.as_str();
+    // Admission resolved the target to one object and one ticket and signed both: a target
+    // deleted or recreated under the same name since is not what the approver decided on.
+    let Some(bound) = stamp.approval_target else {
+        let message = format!(
+            "the Approval carries no resolved target: it was admitted without Shepherd's \
+             webhook; delete it and create it again"
+        );
+        return finish(ctx, &api, obj, refused("UnverifiedIdentity", message)).await;
     };
-    let target_status = match obj.spec.target.kind {
+    let Ok(ticket) = bound.ticket_id.parse::<uuid::Uuid>() else {
+        let message = format!(
+            "the Approval's ticket id {:?} is malformed",
+            bound.ticket_id
+        );
+        return finish(ctx, &api, obj, refused("UnverifiedIdentity", message)).await;
+    };
+    let current = match obj.spec.target.kind {
         TargetKind::VmRequest => Api::<VmRequest>::namespaced(ctx.client.clone(), &ns)
             .get_opt(target)
             .await?
-            .map(|o| serde_json::to_value(o.status).unwrap_or_default()),
+            .map(|o| {
+                (
+                    o.metadata.uid.clone(),
+                    serde_json::to_value(o.status).unwrap_or_default(),
+                )
+            }),
         TargetKind::VmOperation => Api::<VmOperation>::namespaced(ctx.client.clone(), &ns)
             .get_opt(target)
             .await?
-            .map(|o| serde_json::to_value(o.status).unwrap_or_default()),
+            .map(|o| {
+                (
+                    o.metadata.uid.clone(),
+                    serde_json::to_value(o.status).unwrap_or_default(),
+                )
+            }),
     };
-    let Some(target_status) = target_status else {
-        let message = format!("{kind} {ns}/{target} does not exist (yet)");
-        patch_status(
-            &api,
-            obj,
-            json!({"phase": ApprovalPhase::Pending, "message": message}),
-        )
-        .await?;
-        return Ok(Action::requeue(RESYNC));
-    };
-    let Some(ticket) = target_status
-        .get("ticketId")
-        .and_then(|t| t.as_str())
-        .and_then(|t| t.parse().ok())
-    else {
-        let message = format!("{kind} {ns}/{target} has no ticket yet");
-        patch_status(
-            &api,
-            obj,
-            json!({"phase": ApprovalPhase::Pending, "message": message}),
-        )
-        .await?;
-        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+    let target_status = match current {
+        Some((Some(uid), status)) if uid == bound.uid => status,
+        Some(_) => {
+            let message = format!(
+                "{kind} {ns}/{target} was deleted and created again since this Approval was \
+                 admitted (it was for uid {}); decide on the new one with a new Approval",
+                bound.uid
+            );
+            return finish(ctx, &api, obj, refused("Stale", message)).await;
+        }
+        None => {
+            let message = format!(
+                "{kind} {ns}/{target} (uid {}) no longer exists; its ticket {ticket} is cancelled",
+                bound.uid
+            );
+            return finish(ctx, &api, obj, refused("Stale", message)).await;
+        }
     };
     let requester = target_status
         .get("requester")

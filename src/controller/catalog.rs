@@ -2,7 +2,7 @@
 //! VmTemplate into the catalog. These objects carry no identity stamp: who may write them is
 //! decided by Kubernetes RBAC and the admission webhook's platform-permission check.
 
-use super::stamped::{Reconciled, removed, uid_of, with_finalizer};
+use super::stamped::{Reconciled, deletion_actor, removed, uid_of, with_finalizer};
 use super::status::{condition, denial_reason, patch_status, publish};
 use super::{CONTROLLER_ACTOR, Context, ReconcileError};
 use crate::app::catalog::CatalogKind;
@@ -155,7 +155,8 @@ async fn remove_from_catalog<K>(
 where
     K: Reconciled,
 {
-    let removal = catalog::remove(&ctx.pool, CONTROLLER_ACTOR, kind, &obj.name_any()).await;
+    let actor = deletion_actor(ctx, obj.as_ref()).await?;
+    let removal = catalog::remove(&ctx.pool, &actor, kind, &obj.name_any()).await;
     removed(ctx, api, obj.as_ref(), removal).await
 }
 

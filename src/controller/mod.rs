@@ -17,7 +17,7 @@ pub mod tickets;
 use crate::app::AppError;
 use crate::app::access::Caller;
 use crate::clusters::ClusterClients;
-use crate::domain::identity::{self, IdentityError, ObjectKey};
+use crate::domain::identity::{self, KeyRing, ObjectKey, Stamp};
 use crate::metric_names;
 use futures::StreamExt;
 use kube::runtime::controller::Action;
@@ -46,7 +46,7 @@ pub(crate) type ProbeFingerprint = (Option<i64>, Option<u64>);
 pub struct Context {
     pub client: Client,
     pub pool: PgPool,
-    pub identity_key: Arc<[u8]>,
+    pub identity_keys: KeyRing,
     pub recorder: Recorder,
     /// Inserts River jobs inside the use cases' transactions.
     pub river: Arc<riverqueue::Client>,
@@ -61,7 +61,7 @@ impl Context {
     pub fn new(
         client: Client,
         pool: PgPool,
-        identity_key: Arc<[u8]>,
+        identity_keys: KeyRing,
         instance: &str,
         river: Arc<riverqueue::Client>,
         clusters: Arc<ClusterClients>,
@@ -75,7 +75,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             pool,
-            identity_key,
+            identity_keys,
             clusters,
             failures: Mutex::new(HashMap::new()),
             probe_fingerprints: Mutex::new(HashMap::new()),
@@ -141,11 +141,12 @@ impl From<kube::runtime::finalizer::Error<ReconcileError>> for ReconcileError {
     }
 }
 
-/// The requester stamped on an object by the webhook, if the stamp verifies.
-pub fn verified_caller<K: Resource<DynamicType = ()>>(
-    key: &[u8],
+/// The stamp the webhook put on an object: Ok when its signature holds and its nonce is
+/// this object's (claimed now if not yet); the inner Err says why the object is refused.
+pub async fn verified_stamp<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
     obj: &K,
-) -> Result<Caller, IdentityError> {
+) -> Result<Result<Stamp, String>, ReconcileError> {
     let annotations = obj.meta().annotations.clone().unwrap_or_default();
     let kind = K::kind(&());
     let name = obj.meta().name.clone().unwrap_or_default();
@@ -154,11 +155,27 @@ pub fn verified_caller<K: Resource<DynamicType = ()>>(
         namespace: obj.meta().namespace.as_deref(),
         name: &name,
     };
-    let who = identity::verify(key, &annotations, &object)?;
-    Ok(Caller {
-        username: who.username,
-        groups: who.groups,
-    })
+    let stamp = match identity::verify(&ctx.identity_keys, &annotations, &object) {
+        Ok(stamp) => stamp,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    let uid = obj
+        .meta()
+        .uid
+        .as_deref()
+        .ok_or(ReconcileError::MissingField("metadata.uid"))?;
+    Ok(crate::app::stamps::claim(&ctx.pool, &stamp.nonce, uid)
+        .await?
+        .map(|()| stamp)
+        .map_err(|refusal| refusal.to_string()))
+}
+
+/// The requester a verified stamp names.
+pub fn stamped_caller(stamp: &Stamp) -> Caller {
+    Caller {
+        username: stamp.identity.username.clone(),
+        groups: stamp.identity.groups.clone(),
+    }
 }
 
 fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {

@@ -3,9 +3,9 @@
 //! pending operation is deleted.
 
 use super::requests::{report_ticket, resync_after};
-use super::stamped::{uid_of, verified_requester, with_finalizer};
+use super::stamped::{deletion_actor, uid_of, verified_requester, with_finalizer};
 use super::status::{denial_reason, deny, publish};
-use super::{CONTROLLER_ACTOR, Context, ReconcileError};
+use super::{Context, ReconcileError};
 use crate::app::operations::{VmOperationInput, submit_vm_operation};
 use crate::app::requests::cancel_for_deleted_object;
 use crate::crd::VmOperation;
@@ -69,7 +69,8 @@ async fn apply(
 
 async fn cleanup(op: Arc<VmOperation>, ctx: &Context) -> Result<Action, ReconcileError> {
     let uid = uid_of(op.as_ref())?;
-    if cancel_for_deleted_object(&ctx.pool, CONTROLLER_ACTOR, &uid, "VmOperation").await?
+    let actor = deletion_actor(ctx, op.as_ref()).await?;
+    if cancel_for_deleted_object(&ctx.pool, &actor, &uid, "VmOperation").await?
         == Some(TicketStatus::Cancelled)
     {
         publish(

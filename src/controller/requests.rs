@@ -1,12 +1,12 @@
 //! The VmRequest reconciler: verify who asked, record the ticket (once per object uid),
 //! report it in status, cancel it when a pending request is deleted.
 
-use super::stamped::{uid_of, verified_requester, with_finalizer};
+use super::stamped::{deletion_actor, uid_of, verified_requester, with_finalizer};
 use super::status::{
     condition, denial_reason, deny, patch_status_since, publish, publish_related,
     wait_for_reference,
 };
-use super::{CONTROLLER_ACTOR, Context, RESYNC, ReconcileError};
+use super::{Context, RESYNC, ReconcileError};
 use crate::app::AppError;
 use crate::app::requests::{
     VmRequestInput, cancel_for_deleted_object, submit_vm_request, ticket_view,
@@ -120,7 +120,8 @@ async fn apply(
 
 async fn cleanup(req: Arc<VmRequest>, ctx: &Context) -> Result<Action, ReconcileError> {
     let uid = uid_of(req.as_ref())?;
-    if cancel_for_deleted_object(&ctx.pool, CONTROLLER_ACTOR, &uid, "VmRequest").await?
+    let actor = deletion_actor(ctx, req.as_ref()).await?;
+    if cancel_for_deleted_object(&ctx.pool, &actor, &uid, "VmRequest").await?
         == Some(TicketStatus::Cancelled)
     {
         publish(

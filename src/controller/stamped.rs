@@ -5,7 +5,7 @@
 //! stays denied; the identity stamp must verify).
 
 use super::status::{condition, denied_for_generation, deny, patch_status, publish};
-use super::{Context, FINALIZER, ReconcileError, verified_caller};
+use super::{Context, FINALIZER, ReconcileError, stamped_caller, verified_stamp};
 use crate::app::AppError;
 use crate::app::access::Caller;
 use crate::crd::phase::RegistrationPhase;
@@ -61,7 +61,8 @@ pub(crate) fn uid_of<K: Resource>(obj: &K) -> Result<String, ReconcileError> {
 }
 
 /// The preamble of an apply. `None` ends the reconcile: this generation was denied already,
-/// or the identity stamp does not verify (denied now, `UnverifiedIdentity`). Otherwise the
+/// or the identity stamp does not verify or was used by another object (denied now,
+/// `UnverifiedIdentity`). Otherwise the
 /// verified requester and the object's uid.
 pub(crate) async fn verified_requester<K, S>(
     ctx: &Context,
@@ -77,13 +78,23 @@ where
     if denied_for_generation(status.as_ref(), obj.meta().generation) {
         return Ok(None);
     }
-    match verified_caller(&ctx.identity_key, obj) {
-        Ok(caller) => Ok(Some((caller, uid_of(obj)?))),
-        Err(err) => {
-            deny(ctx, api, obj, "UnverifiedIdentity", &err.to_string()).await?;
+    match verified_stamp(ctx, obj).await? {
+        Ok(stamp) => Ok(Some((stamped_caller(&stamp), uid_of(obj)?))),
+        Err(reason) => {
+            deny(ctx, api, obj, "UnverifiedIdentity", &reason).await?;
             Ok(None)
         }
     }
+}
+
+/// Who the audit rows of a deletion name: the person admission saw asking for it, or the
+/// controller when nobody was recorded.
+pub(crate) async fn deletion_actor<K: Resource>(
+    ctx: &Context,
+    obj: &K,
+) -> Result<String, ReconcileError> {
+    let uid = uid_of(obj)?;
+    Ok(crate::app::stamps::deletion_actor(&ctx.pool, &uid, super::CONTROLLER_ACTOR).await?)
 }
 
 /// Deletion: released once the row is gone; a refusal (still in use) keeps the finalizer,

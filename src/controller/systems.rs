@@ -1,9 +1,11 @@
 //! System and Service reconcilers: mirror into PostgreSQL (creator becomes owner), and hold
 //! deletion with a finalizer until the database agrees (no live children).
 
-use super::stamped::{Reconciled, removed, uid_of, verified_requester, with_finalizer};
+use super::stamped::{
+    Reconciled, deletion_actor, removed, uid_of, verified_requester, with_finalizer,
+};
 use super::status::{condition, denial_reason, deny, patch_status, publish, wait_for_reference};
-use super::{CONTROLLER_ACTOR, Context, ReconcileError};
+use super::{Context, ReconcileError};
 use crate::app::AppError;
 use crate::app::systems::{
     register_service, register_system, remove_service, remove_system, split_service_name,
@@ -35,7 +37,8 @@ async fn cleanup_system(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let uid = uid_of(system.as_ref())?;
-    let removal = remove_system(&ctx.pool, CONTROLLER_ACTOR, &uid).await;
+    let actor = deletion_actor(ctx, system.as_ref()).await?;
+    let removal = remove_system(&ctx.pool, &actor, &uid).await;
     removed(ctx, api, system.as_ref(), removal).await
 }
 
@@ -79,7 +82,8 @@ async fn cleanup_service(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let uid = uid_of(service.as_ref())?;
-    let removal = remove_service(&ctx.pool, CONTROLLER_ACTOR, &uid).await;
+    let actor = deletion_actor(ctx, service.as_ref()).await?;
+    let removal = remove_service(&ctx.pool, &actor, &uid).await;
     removed(ctx, api, service.as_ref(), removal).await
 }
 

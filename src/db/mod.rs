@@ -8,6 +8,7 @@ pub mod policies;
 pub mod rbac;
 pub mod services;
 pub mod snapshots;
+pub mod stamps;
 pub mod tickets;
 pub mod vms;
 

@@ -7,6 +7,7 @@ use crate::common::{count, setup};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use shepherd::domain::Subject;
+use shepherd::domain::identity::KeyRing;
 use shepherd::http::api::ApiConfig;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -165,4 +166,258 @@ async fn a_scoped_system_admin_manages_its_system_only(
         "{}",
         listed.text
     );
+}
+
+// End to end, with the real kubectl against the simulated management cluster.
+
+use crate::common::e2e::Env;
+use crate::e2e_provisioning::{
+    approval, request_and_approve, settled, vm_request, wait_phase, world,
+};
+use serde_json::Value;
+
+async fn ticket_statuses(env: &Env) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT requester, status FROM tickets ORDER BY created_at")
+        .fetch_all(&env.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn uid(env: &Env, kind: &str, name: &str) -> String {
+    env.get(kind, Some("apps"), name).await.unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// An Approval naming a VmRequest that did not exist yet was admitted, and approved the
+/// request created later under that name; one whose target was recreated approved the new one.
+#[sqlx::test(migrations = false)]
+async fn an_approval_binds_to_the_request_it_was_admitted_for(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = world(opts, connect, false).await;
+    let (ok, _, err) = env
+        .kubectl("bob", &["apply", "-f", "-"], Some(&approval("early", "r1")))
+        .await;
+    assert!(
+        !ok,
+        "an Approval of a request that does not exist is refused"
+    );
+    assert!(err.contains("VmRequest apps/r1 does not exist"), "{err}");
+    assert!(env.get("approvals", Some("apps"), "early").await.is_none());
+
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r1", "team-a", 1)),
+    )
+    .await;
+    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    let first_uid = uid(&env, "vmrequests", "r1").await;
+
+    // With the reconcilers stopped, bob approves r1; r1 is then removed (finalizer and all)
+    // and alice creates it again before the Approval is looked at.
+    env.start_shepherd_with("replica-1", false).await;
+    env.kubectl_ok("bob", &["apply", "-f", "-"], Some(&approval("r1-ok", "r1")))
+        .await;
+    env.kubectl_ok(
+        "alice",
+        &["delete", "vmrequest", "r1", "-n", "apps", "--wait=false"],
+        None,
+    )
+    .await;
+    env.kubectl_ok(
+        "admin",
+        &[
+            "patch",
+            "vmrequest",
+            "r1",
+            "-n",
+            "apps",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    )
+    .await;
+    env.wait_gone("vmrequests", Some("apps"), "r1").await;
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r1", "team-a", 2)),
+    )
+    .await;
+    assert_ne!(uid(&env, "vmrequests", "r1").await, first_uid);
+    env.start_shepherd("replica-1").await;
+
+    let refused = env
+        .wait_for("approvals", Some("apps"), "r1-ok", |o| {
+            o.pointer("/status/phase") == Some(&json!("Refused"))
+        })
+        .await;
+    let condition = &refused["status"]["conditions"][0];
+    assert_eq!(condition["reason"], "Stale", "{refused:#}");
+    assert!(
+        condition["message"].as_str().unwrap().contains(&first_uid),
+        "{refused:#}"
+    );
+    // The new request waits for its own decision.
+    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    assert!(
+        ticket_statuses(&env)
+            .await
+            .iter()
+            .all(|(_, status)| status == "PendingApproval" || status == "Cancelled"),
+        "nothing was approved: {:?}",
+        ticket_statuses(&env).await
+    );
+}
+
+/// A user with no binding deleted another user's pending VmRequest with kubectl; the
+/// cancellation was audited as the controller.
+#[sqlx::test(migrations = false)]
+async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r1", "team-a", 1)),
+    )
+    .await;
+    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    for user in ["mallory", "carol"] {
+        let (ok, _, err) = env
+            .kubectl(user, &["delete", "vmrequest", "r1", "-n", "apps"], None)
+            .await;
+        assert!(!ok, "{user} deleted alice's request");
+        assert!(
+            err.contains(&format!("user \"{user}\" may not delete VmRequest apps/r1")),
+            "{err}"
+        );
+    }
+    assert!(env.get("vmrequests", Some("apps"), "r1").await.is_some());
+    assert_eq!(
+        ticket_statuses(&env).await,
+        [("alice".into(), "PendingApproval".into())]
+    );
+
+    // bob approves alice's tickets, so he may withdraw the request.
+    env.kubectl_ok("bob", &["delete", "vmrequest", "r1", "-n", "apps"], None)
+        .await;
+    env.wait_gone("vmrequests", Some("apps"), "r1").await;
+    assert_eq!(
+        ticket_statuses(&env).await,
+        [("alice".into(), "Cancelled".into())]
+    );
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'approval.cancel'")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, "bob", "the audit row names who deleted it");
+
+    // The requester may always withdraw her own.
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r2", "team-a", 1)),
+    )
+    .await;
+    wait_phase(&env, "r2", &["PendingApproval"], 30).await;
+    env.kubectl_ok("alice", &["delete", "vmrequest", "r2", "-n", "apps"], None)
+        .await;
+    env.wait_gone("vmrequests", Some("apps"), "r2").await;
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM audit_log WHERE action = 'approval.cancel' ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(actors, ["bob", "alice"]);
+}
+
+/// A stamp copied from a deleted object onto one recreated under the same name (the
+/// webhook bypassed) verified and opened a ticket in the victim's name.
+#[sqlx::test(migrations = false)]
+async fn a_stamp_is_good_for_one_object_only(opts: PgPoolOptions, connect: PgConnectOptions) {
+    let env = world(opts, connect, false).await;
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r1", "team-a", 1)),
+    )
+    .await;
+    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    let original = env.get("vmrequests", Some("apps"), "r1").await.unwrap();
+    env.kubectl_ok("alice", &["delete", "vmrequest", "r1", "-n", "apps"], None)
+        .await;
+    env.wait_gone("vmrequests", Some("apps"), "r1").await;
+
+    // mallory recreates r1 with alice's stamp while the webhook is not in the way.
+    env.remove_webhooks().await;
+    let mut spec = original["spec"].clone();
+    spec["count"] = json!(3);
+    let replay = json!({
+        "apiVersion": "shepherd.kv-shepherd.io/v1alpha1", "kind": "VmRequest",
+        "metadata": {"name": "r1", "namespace": "apps",
+                     "annotations": original["metadata"]["annotations"].clone()},
+        "spec": spec,
+    });
+    env.kubectl_ok("mallory", &["apply", "-f", "-"], Some(&replay.to_string()))
+        .await;
+    let denied = env
+        .wait_for("vmrequests", Some("apps"), "r1", |o| {
+            o.pointer("/status/phase") == Some(&json!("Denied"))
+        })
+        .await;
+    let message = denied["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("already used by another object"),
+        "{denied:#}"
+    );
+    assert_eq!(
+        ticket_statuses(&env).await,
+        [("alice".into(), "Cancelled".into())],
+        "no ticket was opened in alice's name"
+    );
+}
+
+/// Rotating the identity key used to turn every existing object Denied.
+#[sqlx::test(migrations = false)]
+async fn a_key_rotation_leaves_succeeded_requests_alone(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let mut env = world(opts, connect, false).await;
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    let done = settled(&env, "r1").await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+
+    let new_key = b"the-next-identity-key-after-rotation-32b".to_vec();
+    env.identity_keys = KeyRing::new(new_key, vec![crate::common::e2e::KEY.to_vec()]).unwrap();
+    env.start_shepherd("replica-1").await;
+    // A new request is stamped with the new key; the old one still verifies.
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request("r2", "team-a", 1)),
+    )
+    .await;
+    wait_phase(&env, "r2", &["PendingApproval"], 30).await;
+    let r2 = env.get("vmrequests", Some("apps"), "r2").await.unwrap();
+    assert_eq!(
+        r2["metadata"]["annotations"][shepherd::crd::identity::KEY_ID],
+        shepherd::domain::identity::key_id(b"the-next-identity-key-after-rotation-32b")
+    );
+    // Every reconcile of r1 after the restart verified it with the previous key.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let r1 = env.get("vmrequests", Some("apps"), "r1").await.unwrap();
+    assert_eq!(r1["status"]["phase"], "Succeeded", "{r1:#}");
 }

@@ -271,7 +271,7 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
         opts,
         t.pool.clone(),
         sim.kube_client("admin").unwrap(),
-        Arc::from(&b"an-identity-key-for-tests-only-32bytes!!"[..]),
+        crate::common::e2e::keys(),
     )
     .await
     .unwrap();
@@ -293,13 +293,10 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The webhook (in process; the recorder is the process's): allowed, denied, invalid.
-    let hook = webhook::router(
-        WebhookState::new(
-            &b"test-key-test-key-test-key-test-key!"[..],
-            Arc::new(NoDeletes),
-        )
-        .unwrap(),
-    );
+    let hook = webhook::router(WebhookState::new(
+        crate::common::e2e::keys(),
+        Arc::new(NoDeletes),
+    ));
     assert_eq!(
         admit(&hook, "/mutate", &system_review("CREATE")).await["allowed"],
         true

@@ -169,9 +169,10 @@ impl AdmissionPolicy for AllowAll {
 #[tokio::test]
 async fn the_webhook_echoes_request_ids_too() {
     let key: &[u8] = b"test-key-test-key-test-key-test-key!";
-    let router = shepherd::http::webhook::router(
-        WebhookState::new(key, std::sync::Arc::new(AllowAll)).unwrap(),
-    );
+    let router = shepherd::http::webhook::router(WebhookState::new(
+        shepherd::domain::identity::KeyRing::new(key.to_vec(), Vec::new()).unwrap(),
+        std::sync::Arc::new(AllowAll),
+    ));
     let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"});
     for (sent, check) in [
         (Some("hook-7"), Some("hook-7")),

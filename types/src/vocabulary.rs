@@ -160,7 +160,25 @@ pub mod identity_annotations {
     pub const UID: &str = "shepherd.kv-shepherd.io/requested-by-uid";
     pub const GROUPS: &str = "shepherd.kv-shepherd.io/requested-by-groups";
     pub const SIGNATURE: &str = "shepherd.kv-shepherd.io/identity-signature";
-    pub const ALL: [&str; 4] = [USERNAME, UID, GROUPS, SIGNATURE];
+    /// Random and single-use: PostgreSQL records it at admission and lets only the first
+    /// object uid that presents it claim it.
+    pub const NONCE: &str = "shepherd.kv-shepherd.io/identity-nonce";
+    /// Which identity key signed (keys rotate; previous ones still verify).
+    pub const KEY_ID: &str = "shepherd.kv-shepherd.io/identity-key-id";
+    /// On Approvals only: the target's uid and ticket id, resolved at admission and signed.
+    pub const APPROVAL_TARGET: &str = "shepherd.kv-shepherd.io/approval-target";
+    /// What every stamp carries.
+    pub const ALL: [&str; 6] = [USERNAME, UID, GROUPS, NONCE, KEY_ID, SIGNATURE];
+    /// What the webhook keeps as first stamped, whatever an update says.
+    pub const PRESERVED: [&str; 7] = [
+        USERNAME,
+        UID,
+        GROUPS,
+        NONCE,
+        KEY_ID,
+        SIGNATURE,
+        APPROVAL_TARGET,
+    ];
 }
 
 #[cfg(test)]

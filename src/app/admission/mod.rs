@@ -7,7 +7,7 @@ mod policy;
 pub use policy::ShepherdPolicy;
 
 use super::{AppError, ErrorKind};
-use crate::domain::identity::Identity;
+use crate::domain::identity::{ApprovalTarget, Identity};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -116,10 +116,34 @@ impl From<AppError> for Denial {
     }
 }
 
+/// A create the mutating webhook is about to stamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StampRequest {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub username: String,
+    /// The stamp's single-use nonce, to be recorded before it is signed.
+    pub nonce: String,
+    /// Nothing is persisted: record nothing.
+    pub dry_run: bool,
+    pub object: Value,
+}
+
 /// The validating checks. `Ok` carries warnings for the client (may be empty).
 pub trait AdmissionPolicy: Send + Sync + 'static {
     fn check<'a>(&'a self, input: &'a AdmissionInput)
     -> BoxFuture<'a, Result<Vec<String>, Denial>>;
+
+    /// Before a create is stamped: record the nonce and, for an Approval, resolve the
+    /// target it decides on. By default nothing is recorded and no target is bound (the
+    /// reconciler then refuses Approvals and reused nonces fail closed).
+    fn prepare_stamp<'a>(
+        &'a self,
+        _request: &'a StampRequest,
+    ) -> BoxFuture<'a, Result<Option<ApprovalTarget>, Denial>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,21 @@
 //! The validating admission checks: the same use-case validations the reconcilers run,
 //! answered early so `kubectl apply` shows the reason. Nothing here writes.
 
-use super::{AdmissionInput, AdmissionOperation as Operation, AdmissionPolicy, BoxFuture, Denial};
+use super::{
+    AdmissionInput, AdmissionOperation as Operation, AdmissionPolicy, BoxFuture, Denial,
+    StampRequest,
+};
 use crate::app::AppError;
 use crate::app::access::{Caller, Check, authorize};
 use crate::app::catalog::{CatalogKind, check_removal};
 use crate::app::requests::{VmRequestInput, check_duplicate, validate_vm_request};
+use crate::app::stamps;
 use crate::app::systems::{
     check_service_creation, check_service_deletion, check_system_deletion, split_service_name,
 };
 use crate::crd::VmRequestSpec;
+use crate::db::stamps::ObjectRef;
+use crate::domain::identity::ApprovalTarget;
 use crate::domain::names::{NameKind, validate_name};
 use crate::domain::permissions::Permission;
 use serde_json::Value;
@@ -25,6 +31,27 @@ pub struct ShepherdPolicy {
 }
 
 impl AdmissionPolicy for ShepherdPolicy {
+    fn prepare_stamp<'a>(
+        &'a self,
+        request: &'a StampRequest,
+    ) -> BoxFuture<'a, Result<Option<ApprovalTarget>, Denial>> {
+        Box::pin(async move {
+            let target = match request.kind.as_str() {
+                "Approval" => Some(self.approval_target(request).await?),
+                _ => None,
+            };
+            if !request.dry_run {
+                let object = ObjectRef {
+                    kind: &request.kind,
+                    namespace: request.namespace.as_deref().unwrap_or_default(),
+                    name: &request.name,
+                };
+                stamps::issue(&self.pool, &request.nonce, object, &request.username).await?;
+            }
+            Ok(target)
+        })
+    }
+
     fn check<'a>(
         &'a self,
         input: &'a AdmissionInput,
@@ -60,6 +87,19 @@ fn spec_of<T: serde::de::DeserializeOwned>(object: Option<&Value>) -> Result<T, 
         field: "spec".into(),
         rule: e.to_string(),
     })
+}
+
+/// The ticket id the mutating webhook stamped on an Approval.
+fn stamped_approval_ticket(object: Option<&Value>) -> Option<uuid::Uuid> {
+    let target = object?
+        .pointer("/metadata/annotations")?
+        .get(crate::crd::identity::APPROVAL_TARGET)?
+        .as_str()?;
+    serde_json::from_str::<ApprovalTarget>(target)
+        .ok()?
+        .ticket_id
+        .parse()
+        .ok()
 }
 
 fn uid_of(object: Option<&Value>) -> String {
@@ -104,31 +144,64 @@ impl ShepherdPolicy {
         }
     }
 
-    /// The ticket an Approval targets, when its VmRequest or VmOperation exists and has one
-    /// already (otherwise the reconciler decides later).
-    async fn approval_ticket(&self, input: &AdmissionInput) -> Option<uuid::Uuid> {
+    /// The VmRequest or VmOperation an Approval being created decides on: it must exist
+    /// (not being deleted) and have a ticket. Its uid and ticket id are signed into the
+    /// Approval's stamp, so a target recreated under the same name later is not approved.
+    async fn approval_target(&self, request: &StampRequest) -> Result<ApprovalTarget, Denial> {
         use crate::crd::approval::TargetKind;
-        let spec: crate::crd::ApprovalSpec = spec_of(input.object.as_ref()).ok()?;
-        let (client, ns) = (self.client.clone()?, input.namespace.as_deref()?);
-        let ticket_id = match spec.target.kind {
+        let spec: crate::crd::ApprovalSpec =
+            spec_of(Some(&request.object)).map_err(Denial::from)?;
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let what = format!(
+            "{} {namespace}/{}",
+            spec.target.kind.as_str(),
+            spec.target.name
+        );
+        let client = self.client.clone().ok_or_else(|| {
+            Denial::internal(format!("Shepherd cannot look up {what}: no cluster client"))
+        })?;
+        let lookup = |e: kube::Error| {
+            tracing::error!(target = %what, error = %e, "looking up an Approval's target");
+            Denial::internal(format!("Shepherd could not look up {what}; retry shortly"))
+        };
+        let meta = match spec.target.kind {
             TargetKind::VmRequest => {
-                kube::Api::<crate::crd::VmRequest>::namespaced(client, ns)
+                kube::Api::<crate::crd::VmRequest>::namespaced(client, namespace)
                     .get_opt(&spec.target.name)
                     .await
-                    .ok()??
-                    .status?
-                    .ticket_id
+                    .map_err(lookup)?
+                    .map(|o| o.metadata)
             }
             TargetKind::VmOperation => {
-                kube::Api::<crate::crd::VmOperation>::namespaced(client, ns)
+                kube::Api::<crate::crd::VmOperation>::namespaced(client, namespace)
                     .get_opt(&spec.target.name)
                     .await
-                    .ok()??
-                    .status?
-                    .ticket_id
+                    .map_err(lookup)?
+                    .map(|o| o.metadata)
             }
         };
-        ticket_id?.parse().ok()
+        let Some(meta) = meta.filter(|m| m.deletion_timestamp.is_none()) else {
+            return Err(Denial::not_found(format!(
+                "spec.target: {what} does not exist: an Approval decides on an existing \
+                 request; create the {} first and approve it once it shows a ticket",
+                spec.target.kind.as_str()
+            )));
+        };
+        let uid = meta.uid.unwrap_or_default();
+        let mut conn = self.pool.acquire().await.map_err(AppError::from)?;
+        let ticket = crate::db::tickets::by_request_uid(&mut conn, &uid)
+            .await
+            .map_err(AppError::from)?
+            .ok_or_else(|| {
+                Denial::conflict(format!(
+                    "spec.target: {what} has no ticket yet (Shepherd is still checking it); \
+                     retry in a few seconds"
+                ))
+            })?;
+        Ok(ApprovalTarget {
+            uid,
+            ticket_id: ticket.id.to_string(),
+        })
     }
 
     async fn check_input(&self, input: &AdmissionInput) -> Result<Vec<String>, AppError> {
@@ -217,12 +290,34 @@ impl ShepherdPolicy {
                 .await?;
             }
             ("Approval", Operation::Create) => {
-                if let Some(ticket) = self.approval_ticket(input).await {
+                // The mutating webhook resolved and stamped the target; decide on that ticket.
+                if let Some(ticket) = stamped_approval_ticket(input.object.as_ref()) {
                     crate::app::approvals::check_decision(&mut conn, &caller, ticket).await?;
                 }
             }
+            ("VmRequest" | "VmOperation", Operation::Delete) => {
+                let old = input.old_object.as_ref();
+                let requester = old
+                    .and_then(|o| o.pointer("/metadata/annotations"))
+                    .and_then(|a| a.get(crate::crd::identity::USERNAME))
+                    .and_then(Value::as_str);
+                let what = format!(
+                    "{} {}/{}",
+                    input.kind,
+                    input.namespace.as_deref().unwrap_or_default(),
+                    input.name
+                );
+                crate::app::approvals::check_request_deletion(
+                    &mut conn,
+                    &caller,
+                    &uid_of(old),
+                    requester,
+                    &what,
+                )
+                .await?;
+            }
             // Updates of Systems, Services, VmRequests and VmOperations are status writes or
-            // immutable specs (CEL); deleting a VmRequest or VmOperation cancels its ticket.
+            // immutable specs (CEL).
             _ => {}
         }
         // A catalog object in use cannot go: the refusal says by how much it is used.
@@ -230,6 +325,19 @@ impl ShepherdPolicy {
             && let Some(kind) = CatalogKind::from_kind(&input.kind)
         {
             check_removal(&mut conn, kind, &input.name).await?;
+        }
+        // The reconciler's clean-up names whoever asked for the deletion in its audit rows.
+        if input.operation == Operation::Delete && !input.dry_run {
+            let uid = uid_of(input.old_object.as_ref());
+            if !uid.is_empty() {
+                let object = ObjectRef {
+                    kind: &input.kind,
+                    namespace: input.namespace.as_deref().unwrap_or_default(),
+                    name: &input.name,
+                };
+                drop(conn);
+                stamps::record_deletion(&self.pool, &uid, object, &caller.username).await?;
+            }
         }
         Ok(warnings)
     }

@@ -473,3 +473,61 @@ async fn ensure_pending(conn: &mut PgConnection, ticket: &TicketDetail) -> Resul
         Err(_) => Err(super::tickets::already_decided(conn, ticket.id).await),
     }
 }
+
+/// Kubernetes' own clean-up (a namespace being deleted, owner references) deletes objects
+/// as these service accounts; refusing them would leave a namespace stuck terminating.
+const KUBERNETES_CLEANUP: [&str; 2] = [
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+];
+
+/// Who may delete a VmRequest or VmOperation (`what`, e.g. "VmRequest apps/web"), which
+/// cancels its pending ticket: its requester, an approver of its ticket, a platform admin
+/// for its environment, or Kubernetes' own clean-up. Without a ticket yet the requester is
+/// the one the identity stamp names.
+pub async fn check_request_deletion(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    object_uid: &str,
+    stamped_requester: Option<&str>,
+    what: &str,
+) -> Result<(), AppError> {
+    if KUBERNETES_CLEANUP.contains(&caller.username.as_str()) {
+        return Ok(());
+    }
+    let ticket = match db::tickets::by_request_uid(conn, object_uid).await? {
+        Some(row) => Some(load(conn, row.id).await?),
+        None => None,
+    };
+    let requester = ticket
+        .as_ref()
+        .map(|t| t.requester.as_str())
+        .or(stamped_requester);
+    if requester == Some(caller.username.as_str()) {
+        return Ok(());
+    }
+    let viewer = super::access::Viewer::load(conn, caller).await?;
+    let environment = match &ticket {
+        Some(t) => Some(super::parse_stored::<Environment>(
+            "tickets.environment",
+            &t.environment,
+        )?),
+        None => None,
+    };
+    let approves = ticket.as_ref().is_some_and(|t| {
+        let system = SystemRef {
+            id: t.system_id,
+            name: t.system_name.clone(),
+        };
+        viewer.allows(Permission::ApprovalApprove, Some(&system), environment)
+    });
+    if approves || viewer.allows(Permission::PlatformAdmin, None, environment) {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(format!(
+        "user {:?} may not delete {what}, requested by {:?}: only its requester, an approver of \
+         its ticket or a platform admin may delete it (deleting cancels a pending ticket)",
+        caller.username,
+        requester.unwrap_or("an unknown user")
+    )))
+}

@@ -32,9 +32,11 @@ use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, Admission
 use kube::core::{DynamicObject, GroupVersionKind, Status};
 use serde_json::Value;
 
-use crate::app::admission::{AdmissionInput, AdmissionOperation, AdmissionPolicy, Denial};
+use crate::app::admission::{
+    AdmissionInput, AdmissionOperation, AdmissionPolicy, Denial, StampRequest,
+};
 use crate::crd;
-use crate::domain::identity::{self, Identity, ObjectKey};
+use crate::domain::identity::{self, Identity, KeyRing, ObjectKey, Stamp};
 use crate::http::metrics;
 
 /// The kinds whose creator is stamped and signed on create.
@@ -52,30 +54,19 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// What the webhook's handlers share.
 #[derive(Clone)]
 pub struct WebhookState {
-    key: Arc<[u8]>,
+    keys: KeyRing,
     policy: Arc<dyn AdmissionPolicy>,
     policy_timeout: Duration,
 }
 
 impl WebhookState {
-    /// `key` signs identity stamps (from a Kubernetes Secret); it must have at least
-    /// [`identity::MIN_KEY_LEN`] bytes.
-    pub fn new(
-        key: impl Into<Arc<[u8]>>,
-        policy: Arc<dyn AdmissionPolicy>,
-    ) -> Result<Self, WebhookError> {
-        let key = key.into();
-        if key.len() < identity::MIN_KEY_LEN {
-            return Err(WebhookError::WeakKey {
-                len: key.len(),
-                min: identity::MIN_KEY_LEN,
-            });
-        }
-        Ok(Self {
-            key,
+    /// `keys` sign identity stamps (from a Kubernetes Secret or files).
+    pub fn new(keys: KeyRing, policy: Arc<dyn AdmissionPolicy>) -> Self {
+        Self {
+            keys,
             policy,
             policy_timeout: DEFAULT_POLICY_TIMEOUT,
-        })
+        }
     }
 
     /// Replaces [`DEFAULT_POLICY_TIMEOUT`].
@@ -88,19 +79,10 @@ impl WebhookState {
 impl fmt::Debug for WebhookState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookState")
-            .field("key", &"<redacted>")
+            .field("keys", &self.keys)
             .field("policy_timeout", &self.policy_timeout)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    #[error(
-        "the identity signing key has {len} bytes; it needs at least {min}: put {min} or more \
-         random bytes in its Secret"
-    )]
-    WeakKey { len: usize, min: usize },
 }
 
 /// `POST /mutate` and `POST /validate`, with request ids and request spans
@@ -122,7 +104,7 @@ type Review = Result<Json<AdmissionReview<DynamicObject>>, JsonRejection>;
 
 async fn mutate(State(state): State<WebhookState>, review: Review) -> Response {
     answer("mutate", review, |request| async move {
-        match mutation(&state.key, &request) {
+        match mutation(&state, &request).await {
             Ok(None) => AdmissionResponse::from(&request),
             Ok(Some(patch)) => match AdmissionResponse::from(&request).with_patch(patch) {
                 Ok(response) => response,
@@ -208,7 +190,16 @@ async fn validation(
 async fn run_policy(state: &WebhookState, input: AdmissionInput) -> Result<Vec<String>, Denial> {
     let policy = Arc::clone(&state.policy);
     let what = describe(&input.kind, input.namespace.as_deref(), &input.name);
-    let task = tokio::spawn(async move { policy.check(&input).await });
+    guarded(state, what, async move { policy.check(&input).await }).await
+}
+
+/// `work` on its own task: a panic or an overrun of the policy timeout becomes a denial.
+async fn guarded<T: Send + 'static>(
+    state: &WebhookState,
+    what: String,
+    work: impl Future<Output = Result<T, Denial>> + Send + 'static,
+) -> Result<T, Denial> {
+    let task = tokio::spawn(work);
     let abort = task.abort_handle();
     match tokio::time::timeout(state.policy_timeout, task).await {
         Ok(Ok(outcome)) => outcome,
@@ -230,9 +221,10 @@ async fn run_policy(state: &WebhookState, input: AdmissionInput) -> Result<Vec<S
     }
 }
 
-/// The identity patch for `request`, if any. Pure but for the signature.
-fn mutation(
-    key: &[u8],
+/// The identity patch for `request`, if any. On create the policy first records the
+/// stamp's nonce (single-use) and, for an Approval, resolves its target.
+async fn mutation(
+    state: &WebhookState,
     request: &AdmissionRequest<DynamicObject>,
 ) -> Result<Option<Patch>, Denial> {
     if !is_stamped(&request.kind) {
@@ -263,16 +255,37 @@ fn mutation(
                     describe(kind, namespace, name)
                 )));
             }
+            let prepare = StampRequest {
+                kind: kind.to_string(),
+                namespace: namespace.map(str::to_string),
+                name: name.to_string(),
+                username: requester.username.clone(),
+                nonce: identity::new_nonce(),
+                dry_run: request.dry_run,
+                object: serde_json::to_value(object)
+                    .map_err(|e| Denial::internal(format!("cannot read the object: {e}")))?,
+            };
+            let policy = Arc::clone(&state.policy);
+            let what = describe(kind, namespace, name);
+            let (prepare, approval_target) = guarded(state, what, async move {
+                let target = policy.prepare_stamp(&prepare).await?;
+                Ok((prepare, target))
+            })
+            .await?;
             let object_key = ObjectKey {
                 kind,
                 namespace,
                 name,
             };
-            let stamp = identity::stamp(key, &requester, &object_key);
-            tracing::debug!(object = %object_key, user = %requester.username, "stamping identity");
+            let stamp = Stamp {
+                identity: requester,
+                nonce: prepare.nonce,
+                approval_target,
+            };
+            tracing::debug!(object = %object_key, user = %stamp.identity.username, "stamping identity");
             Ok(Some(stamp_patch(
                 object.metadata.annotations.as_ref(),
-                stamp,
+                identity::stamp(&state.keys, &stamp, &object_key),
             )))
         }
         admission::Operation::Update => {
@@ -390,7 +403,7 @@ fn restore_patch(
     old: Option<&BTreeMap<String, String>>,
     new: Option<&BTreeMap<String, String>>,
 ) -> Patch {
-    let old: BTreeMap<&str, &str> = crd::identity::ALL
+    let old: BTreeMap<&str, &str> = crd::identity::PRESERVED
         .into_iter()
         .filter_map(|name| Some((name, old?.get(name)?.as_str())))
         .collect();
@@ -402,7 +415,7 @@ fn restore_patch(
         });
     };
     Patch(
-        crd::identity::ALL
+        crd::identity::PRESERVED
             .into_iter()
             .filter_map(|name| match (old.get(name), new.get(name)) {
                 (Some(was), Some(is)) if was == is => None,

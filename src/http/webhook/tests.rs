@@ -1,5 +1,4 @@
 use super::*;
-use crate::app::admission::BoxFuture;
 use kube::Resource;
 use serde_json::json;
 
@@ -117,20 +116,4 @@ fn restoring_an_unchanged_stamp_is_no_patch() {
     assert!(restore_patch(Some(&old), Some(&new)).0.is_empty());
     assert!(restore_patch(None, None).0.is_empty());
     assert!(restore_patch(None, Some(&map(&[("a", "1")]))).0.is_empty());
-}
-
-#[test]
-fn a_short_key_is_refused() {
-    struct Never;
-    impl AdmissionPolicy for Never {
-        fn check<'a>(
-            &'a self,
-            _: &'a AdmissionInput,
-        ) -> BoxFuture<'a, Result<Vec<String>, Denial>> {
-            Box::pin(async { Err(Denial::forbidden("never")) })
-        }
-    }
-    let err = WebhookState::new(vec![0u8; 31], Arc::new(Never)).unwrap_err();
-    assert!(matches!(err, WebhookError::WeakKey { len: 31, min: 32 }));
-    assert!(WebhookState::new(vec![0u8; 32], Arc::new(Never)).is_ok());
 }

@@ -9,17 +9,22 @@ use shepherd::app::seed::{SeedConfig, run as seed};
 use shepherd::controller::lease::LeaseConfig;
 use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
+use shepherd::domain::identity::KeyRing;
 use shepherd::http::api::ApiConfig;
 use shepherd::jobs::WorkerOptions;
 use shepherd::run::{ApiOptions, RunOptions, Running, WebhookOptions};
 use shepherd_sim::{ClusterConfig, SimCluster, User};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::Command;
 
 pub const KEY: &[u8] = b"an-identity-key-for-tests-only-32bytes!!";
+
+/// The identity keys a started shepherd uses: [`KEY`] alone.
+pub fn keys() -> KeyRing {
+    KeyRing::new(KEY.to_vec(), Vec::new()).unwrap()
+}
 
 /// alice's System `shop` and its Service `web`.
 pub const SHOP: &str = r#"
@@ -47,6 +52,8 @@ pub struct Env {
     pub drift_interval: Duration,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
+    /// The identity keys the next `start_shepherd` uses ([`keys`] unless a test rotates them).
+    pub identity_keys: KeyRing,
     ca_pem: String,
     cert: PathBuf,
     key: PathBuf,
@@ -134,12 +141,13 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
             .unwrap()
             .with_user(User::new("alice", &["dev"]))
             .with_user(User::new("carol", &["dev"]))
-            .with_user(User::new("bob", &["approvers"])),
+            .with_user(User::new("bob", &["approvers"]))
+            .with_user(User::new("mallory", &[])),
     )
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for user in ["admin", "alice", "carol", "bob"] {
+    for user in ["admin", "alice", "carol", "bob", "mallory"] {
         sim.write_kubeconfig(dir.path(), user).unwrap();
     }
     let ca = shepherd_sim::tls::CertAuthority::new("webhook-ca").unwrap();
@@ -159,6 +167,7 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
         drift_interval: shepherd::jobs::drift::DEFAULT_DRIFT_INTERVAL,
         dir,
         running: None,
+        identity_keys: keys(),
         ca_pem: ca.ca_pem().to_string(),
         cert,
         key,
@@ -211,9 +220,14 @@ impl Env {
             cluster_write_concurrency: 5,
         };
         let client = self.sim.kube_client("admin").unwrap();
-        let running = shepherd::run::start(opts, self.db.pool.clone(), client, Arc::from(KEY))
-            .await
-            .unwrap();
+        let running = shepherd::run::start(
+            opts,
+            self.db.pool.clone(),
+            client,
+            self.identity_keys.clone(),
+        )
+        .await
+        .unwrap();
         if let Some(previous) = self.running.replace(running) {
             previous.stop().await;
         }
@@ -405,7 +419,7 @@ impl Env {
                 "clientConfig": {"url": format!("https://{addr}{path}"), "caBundle": ca},
                 "rules": [{"apiGroups": ["shepherd.kv-shepherd.io"], "apiVersions": ["v1alpha1"],
                            "operations": ops, "resources": resources, "scope": "*"}],
-                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail", "sideEffects": "NoneOnDryRun", "admissionReviewVersions": ["v1"],
                 "timeoutSeconds": 10,
             })
         };

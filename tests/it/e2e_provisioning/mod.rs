@@ -13,14 +13,14 @@ use shepherd_sim::FailWith;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
 
-fn vm_request(name: &str, namespace: &str, count: i32) -> String {
+pub(crate) fn vm_request(name: &str, namespace: &str, count: i32) -> String {
     format!(
         "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: VmRequest\nmetadata: {{name: {name}, namespace: apps}}\n\
          spec: {{system: shop, service: web, targetNamespace: {namespace}, template: fedora, instanceSize: small, count: {count}, reason: more}}\n"
     )
 }
 
-fn approval(name: &str, target: &str) -> String {
+pub(crate) fn approval(name: &str, target: &str) -> String {
     format!(
         "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Approval\nmetadata: {{name: {name}, namespace: apps}}\n\
          spec: {{target: {{kind: VmRequest, name: {target}}}, decision: approve, reason: \"capacity ok\"}}\n"
@@ -29,7 +29,7 @@ fn approval(name: &str, target: &str) -> String {
 
 /// The management cluster with Shepherd, a test cluster `target-1` and (when `prod`) a prod
 /// cluster `prod-1`, both with their kubeconfig Secrets, and alice's System and Service.
-async fn world(opts: PgPoolOptions, connect: PgConnectOptions, prod: bool) -> Env {
+pub(crate) async fn world(opts: PgPoolOptions, connect: PgConnectOptions, prod: bool) -> Env {
     let mut env = start(setup(opts, connect).await).await;
     env.add_target("target-1", "test", true).await;
     if prod {
@@ -40,7 +40,13 @@ async fn world(opts: PgPoolOptions, connect: PgConnectOptions, prod: bool) -> En
 }
 
 /// `user` asks for `count` VMs in `namespace`; bob approves; returns once it is approved.
-async fn request_and_approve(env: &Env, user: &str, name: &str, namespace: &str, count: i32) {
+pub(crate) async fn request_and_approve(
+    env: &Env,
+    user: &str,
+    name: &str,
+    namespace: &str,
+    count: i32,
+) {
     env.kubectl_ok(
         user,
         &["apply", "-f", "-"],
@@ -57,7 +63,7 @@ async fn request_and_approve(env: &Env, user: &str, name: &str, namespace: &str,
 }
 
 /// Waits until the VmRequest's ticket is final (Succeeded, Failed or PartiallySucceeded).
-async fn settled(env: &Env, name: &str) -> Value {
+pub(crate) async fn settled(env: &Env, name: &str) -> Value {
     wait_phase(
         env,
         name,
@@ -69,7 +75,7 @@ async fn settled(env: &Env, name: &str) -> Value {
 
 /// Waits (up to `seconds`: a liveness bound on a loaded machine, not a performance
 /// assertion) until the VmRequest's phase is one of `phases`.
-async fn wait_phase(env: &Env, name: &str, phases: &[&str], seconds: u64) -> Value {
+pub(crate) async fn wait_phase(env: &Env, name: &str, phases: &[&str], seconds: u64) -> Value {
     wait_until(env, name, seconds, |o| {
         o.pointer("/status/phase")
             .and_then(Value::as_str)

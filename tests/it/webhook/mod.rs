@@ -14,7 +14,7 @@ use shepherd::app::admission::{
     AdmissionInput, AdmissionOperation as Operation, AdmissionPolicy, BoxFuture, Denial,
 };
 use shepherd::crd::identity as annotation;
-use shepherd::domain::identity::{self, Identity, IdentityError, ObjectKey};
+use shepherd::domain::identity::{self, Identity, IdentityError, KeyRing, ObjectKey, Stamp};
 use shepherd::http::tls::{TlsError, TlsListener, serve};
 use shepherd::http::webhook::{WebhookState, router};
 use tower::ServiceExt;
@@ -76,8 +76,21 @@ impl AdmissionPolicy for Hangs {
     }
 }
 
+fn ring() -> KeyRing {
+    KeyRing::new(KEY.to_vec(), Vec::new()).expect("the test key is long enough")
+}
+
 fn webhook(policy: Arc<dyn AdmissionPolicy>) -> Router {
-    router(WebhookState::new(KEY, policy).expect("the test key is long enough"))
+    router(WebhookState::new(ring(), policy))
+}
+
+/// alice's stamp with a fresh nonce and no approval target.
+fn stamp_of_alice() -> Stamp {
+    Stamp {
+        identity: alice(),
+        nonce: identity::new_nonce(),
+        approval_target: None,
+    }
 }
 
 fn alice() -> Identity {
@@ -261,7 +274,7 @@ fn verify(object: &Value, kind: &str) -> Result<Identity, IdentityError> {
         namespace: object["metadata"]["namespace"].as_str(),
         name: object["metadata"]["name"].as_str().unwrap(),
     };
-    identity::verify(KEY, &annotations(object), &key)
+    identity::verify(&ring(), &annotations(object), &key).map(|stamp| stamp.identity)
 }
 
 fn identity_of(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -293,7 +306,11 @@ async fn create_stamps_a_signed_identity_that_verifies() {
         annotations[annotation::GROUPS],
         r#"["system:authenticated","team-a"]"#
     );
-    assert_eq!(annotations.len(), 5, "{annotations:?}");
+    assert_eq!(
+        annotations.len(),
+        1 + annotation::ALL.len(),
+        "{annotations:?}"
+    );
     assert_eq!(patched["spec"], created["spec"], "only annotations change");
 }
 
@@ -370,7 +387,7 @@ fn stamped_by_alice(kind: &str, namespace: Option<&str>, name: &str) -> Value {
         namespace,
         name,
     };
-    let mut stamp: BTreeMap<String, String> = identity::stamp(KEY, &alice(), &key);
+    let mut stamp: BTreeMap<String, String> = identity::stamp(&ring(), &stamp_of_alice(), &key);
     stamp.insert("note".into(), "v1".into());
     object(kind, namespace, name, Some(json!(stamp)))
 }
@@ -425,8 +442,8 @@ async fn update_that_drops_all_annotations_gets_the_identity_back() {
 async fn update_cannot_give_an_unstamped_object_an_identity() {
     let old = object("VmRequest", Some("team-a"), "web-01", None);
     let forged = identity::stamp(
-        KEY,
-        &alice(),
+        &ring(),
+        &stamp_of_alice(),
         &ObjectKey {
             kind: "VmRequest",
             namespace: Some("team-a"),
@@ -618,9 +635,8 @@ async fn a_policy_that_panics_or_hangs_denies() {
     assert_eq!(response["status"]["code"], 500);
     assert_eq!(response["status"]["reason"], "InternalError");
 
-    let state = WebhookState::new(KEY, Arc::new(Hangs))
-        .unwrap()
-        .with_policy_timeout(Duration::from_millis(50));
+    let state =
+        WebhookState::new(ring(), Arc::new(Hangs)).with_policy_timeout(Duration::from_millis(50));
     let response = post(&router(state), "/validate", &review.json()).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 500);

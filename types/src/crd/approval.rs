@@ -50,6 +50,15 @@ pub enum TargetKind {
     VmOperation,
 }
 
+impl TargetKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::VmRequest => "VmRequest",
+            TargetKind::VmOperation => "VmOperation",
+        }
+    }
+}
+
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
 )]
