@@ -108,10 +108,9 @@ async fn apply(obj: &Approval, ctx: &Context) -> Result<Action, ReconcileError> 
     // Admission resolved the target to one object and one ticket and signed both: a target
     // deleted or recreated under the same name since is not what the approver decided on.
     let Some(bound) = stamp.approval_target else {
-        let message = format!(
-            "the Approval carries no resolved target: it was admitted without Shepherd's \
-             webhook; delete it and create it again"
-        );
+        let message = "the Approval carries no resolved target: it was admitted without \
+                       Shepherd's webhook; delete it and create it again"
+            .to_string();
         return finish(ctx, &api, obj, refused("UnverifiedIdentity", message)).await;
     };
     let Ok(ticket) = bound.ticket_id.parse::<uuid::Uuid>() else {
