@@ -1,9 +1,13 @@
 //! The authorization holes closed for good: each test tries the hole against the running
 //! code (REST in process, admission in process, or the real kubectl) and expects a refusal.
 
+use crate::common::e2e::Env;
 use crate::common::rest::{Answer, api};
 use crate::common::world::{bind, pending};
 use crate::common::{count, setup};
+use crate::e2e_provisioning::{
+    approval, request_and_approve, settled, vm_request, wait_phase, world,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use shepherd::domain::Subject;
@@ -169,12 +173,6 @@ async fn a_scoped_system_admin_manages_its_system_only(
 }
 
 // End to end, with the real kubectl against the simulated management cluster.
-
-use crate::common::e2e::Env;
-use crate::e2e_provisioning::{
-    approval, request_and_approve, settled, vm_request, wait_phase, world,
-};
-use serde_json::Value;
 
 async fn ticket_statuses(env: &Env) -> Vec<(String, String)> {
     sqlx::query_as("SELECT requester, status FROM tickets ORDER BY created_at")
