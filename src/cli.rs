@@ -126,6 +126,11 @@ struct RunArgs {
     webhook_cert: Option<std::path::PathBuf>,
     #[arg(long, env = "SHEPHERD_WEBHOOK_KEY")]
     webhook_key: Option<std::path::PathBuf>,
+    /// Serve only clients presenting a certificate signed by this CA bundle (PEM): the API
+    /// server's webhook client certificate (its admission kubeconfig). Without it, any
+    /// client that can reach the port may ask the webhook to sign a stamp.
+    #[arg(long, env = "SHEPHERD_WEBHOOK_CLIENT_CA", requires = "webhook_addr")]
+    webhook_client_ca: Option<std::path::PathBuf>,
     /// Serve the REST API (/api/v1) here. TLS with --api-cert/--api-key, or the webhook's
     /// certificate when those are absent; plain HTTP only with --api-plain-http.
     #[arg(long, env = "SHEPHERD_API_ADDR")]
@@ -417,7 +422,12 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
             .unwrap_or_else(|_| "shepherd".into())
     });
     let webhook = match (args.webhook_addr, args.webhook_cert, args.webhook_key) {
-        (Some(addr), Some(cert), Some(key)) => Some(crate::run::WebhookOptions { addr, cert, key }),
+        (Some(addr), Some(cert), Some(key)) => Some(crate::run::WebhookOptions {
+            addr,
+            cert,
+            key,
+            client_ca: args.webhook_client_ca,
+        }),
         _ => None,
     };
     let api = match args.api_addr {

@@ -8,7 +8,7 @@ use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
 use crate::domain::identity::{KeyError, KeyRing};
 use crate::http::api::{self, ApiConfig, ApiState};
-use crate::http::tls::{TlsError, TlsListener};
+use crate::http::tls::{PlainListener, TlsError, TlsListener};
 use crate::http::webhook::{self, WebhookState};
 use crate::jobs::WorkerOptions;
 use axum::Router;
@@ -30,6 +30,8 @@ pub struct WebhookOptions {
     pub addr: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Only clients with a certificate this CA bundle signed (the API server) are served.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Where the REST API listens; TLS from a certificate and key unless `tls` is None.
@@ -173,7 +175,9 @@ pub async fn start(
                 client: Some(client.clone()),
             }),
         );
-        let listener = TlsListener::bind(w.addr, &w.cert, &w.key).await?;
+        let listener =
+            TlsListener::bind_verifying_clients(w.addr, &w.cert, &w.key, w.client_ca.as_deref())
+                .await?;
         webhook_addr = Some(listener.local_addr().map_err(|source| RunError::Bind {
             addr: w.addr,
             source,
@@ -271,7 +275,8 @@ pub async fn start(
     })
 }
 
-/// Serves `router` over plain HTTP until `stop`; returns the bound address.
+/// Serves `router` over plain HTTP until `stop`, with the same connection limits as the TLS
+/// listeners; returns the bound address.
 async fn serve_plain(
     addr: SocketAddr,
     router: Router,
@@ -279,20 +284,11 @@ async fn serve_plain(
     stop: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<SocketAddr, RunError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
+    let listener = PlainListener::bind(addr).await?;
     let bound = listener
         .local_addr()
         .map_err(|source| RunError::Bind { addr, source })?;
     let stop = stop.clone();
-    tasks.spawn(async move {
-        if let Err(err) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %err, "{what} server stopped");
-        }
-    });
+    tasks.spawn(async move { listener.run(what, router, stop.cancelled_owned()).await });
     Ok(bound)
 }

@@ -13,7 +13,8 @@ use uuid::Uuid;
     after_help = ExitCode::help_text()
 )]
 pub struct Cli {
-    /// The Shepherd REST API, e.g. https://shepherd.example:8443.
+    /// The Shepherd REST API, e.g. https://shepherd.example:8443. Must be https: every request
+    /// carries your kubeconfig credentials (see --allow-loopback-http).
     // This doc comment is also the `--help` text, where a bare URL reads best.
     #[allow(rustdoc::bare_urls)]
     #[arg(long, env = "SHEPHERD_API_URL", global = true)]
@@ -24,6 +25,11 @@ pub struct Cli {
     /// Do not verify the API's certificate (testing only).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
+    /// Allow an http:// --server on a loopback IP address (127.0.0.0/8 or [::1]), for a local
+    /// development API: your credentials then travel unencrypted. Any other http:// server
+    /// is refused. No environment variable, so that it is never on by accident.
+    #[arg(long, global = true)]
+    pub allow_loopback_http: bool,
     /// Kubeconfig whose current user's credentials are sent (default: KUBECONFIG or ~/.kube/config).
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,

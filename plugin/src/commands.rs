@@ -4,7 +4,7 @@
 use crate::cli::{Cli, Command, Output};
 use crate::client::{ApiClient, Failure, query};
 use crate::exit_code::ExitCode;
-use crate::output::print_structured;
+use crate::output::{print_structured, terminal_safe};
 use crate::views;
 use chrono::Utc;
 use shepherd_types::api::{
@@ -18,10 +18,16 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(()) => ExitCode::Success,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("{}", error_line(&f));
             f.code
         }
     }
+}
+
+/// The `error: ...` line of a failure. Its message may quote the server (an error body, a
+/// serde error on its answer), so it is escaped.
+fn error_line(f: &Failure) -> String {
+    format!("error: {}", terminal_safe(&f.message))
 }
 
 /// A ticket's path: `path` with `{id}` filled in.
@@ -154,7 +160,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             let snapshots: Vec<Snapshot> = api.get(&path).await?;
             if !print_structured(out, &snapshots)? {
                 if snapshots.is_empty() {
-                    eprintln!("No snapshots of VM {vm}.");
+                    eprintln!("No snapshots of VM {}.", terminal_safe(&vm));
                 } else {
                     print!("{}", views::snapshots(&snapshots, now));
                 }
@@ -207,7 +213,7 @@ async fn decide(
         .post(&ticket_path(path, id), &ReasonRequest { reason })
         .await?;
     if !print_structured(out, &t)? {
-        println!("ticket {id} {}", t.status.to_lowercase());
+        println!("ticket {id} {}", terminal_safe(&t.status.to_lowercase()));
     }
     Ok(())
 }
@@ -215,6 +221,21 @@ async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_from_the_server_are_escaped() {
+        let body = br#"{"code":"forbidden","message":"no\u001b]0;owned\u0007\u001b[2J\r\nerror: fake","details":null}"#;
+        let f = Failure::from_status(http::StatusCode::FORBIDDEN, body);
+        assert_eq!(
+            error_line(&f),
+            r"error: forbidden: no\x1b]0;owned\x07\x1b[2J\r\nerror: fake"
+        );
+        // A body that is not an error body is quoted, invalid UTF-8 replaced, then escaped
+        // (here a lone 0x9b byte, then U+009B, a C1 CSI, in UTF-8).
+        let body = b"\x1b[31mproxy\x9b\xc2\x9b";
+        let f = Failure::from_status(http::StatusCode::BAD_GATEWAY, body);
+        assert_eq!(error_line(&f), "error: 502: \\x1b[31mproxy\u{fffd}\\u{9b}");
+    }
 
     #[test]
     fn ticket_paths_carry_the_id() {

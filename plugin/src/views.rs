@@ -1,6 +1,8 @@
-//! The `-o table` view of each answer: the text printed to stdout, built as a string.
+//! The `-o table` view of each answer: the text printed to stdout, built as a string. Every
+//! string from the server goes through [`terminal_safe`]: [`table`] escapes its cells, and
+//! the `Field: value` lines escape each value.
 
-use crate::output::{age, dash, table};
+use crate::output::{age, dash, table, terminal_safe};
 use chrono::{DateTime, Utc};
 use shepherd_types::api::{AuditRecord, Orphan, Preview, Snapshot, Ticket, Vm, Whoami};
 
@@ -8,8 +10,8 @@ use shepherd_types::api::{AuditRecord, Orphan, Preview, Snapshot, Ticket, Vm, Wh
 pub fn whoami(me: &Whoami) -> String {
     let mut out = format!(
         "Username: {}\nGroups:   {}\n",
-        me.username,
-        me.groups.join(", ")
+        terminal_safe(&me.username),
+        terminal_safe(&me.groups.join(", "))
     );
     let rows: Vec<Vec<String>> = me
         .bindings
@@ -78,27 +80,28 @@ pub fn ticket(t: &Ticket) -> String {
         "Ticket:     {}\nType:       {}\nStatus:     {}\nRequester:  {}\nService:    {}/{}\n\
          Namespace:  {} ({})\nVMs:        {}\nReason:     {}\n",
         t.id,
-        t.operation,
-        t.status,
-        t.requester,
-        t.system,
-        t.service,
-        t.namespace,
-        t.environment,
+        terminal_safe(&t.operation),
+        terminal_safe(&t.status),
+        terminal_safe(&t.requester),
+        terminal_safe(&t.system),
+        terminal_safe(&t.service),
+        terminal_safe(&t.namespace),
+        terminal_safe(&t.environment),
         t.vm_count,
-        t.reason
+        terminal_safe(&t.reason)
     );
     if let Some(approver) = &t.approver {
         out.push_str(&format!(
-            "Decided by: {approver}: {}\n",
-            t.decision_reason.clone().unwrap_or_default()
+            "Decided by: {}: {}\n",
+            terminal_safe(approver),
+            terminal_safe(t.decision_reason.as_deref().unwrap_or_default())
         ));
     }
     if let Some(vm) = &t.vm {
-        out.push_str(&format!("VM:         {vm}\n"));
+        out.push_str(&format!("VM:         {}\n", terminal_safe(vm)));
     }
     if let Some(cluster) = &t.cluster {
-        out.push_str(&format!("Cluster:    {cluster}\n"));
+        out.push_str(&format!("Cluster:    {}\n", terminal_safe(cluster)));
     }
     if !t.vms.is_empty() {
         let rows: Vec<Vec<String>> = t
@@ -127,23 +130,23 @@ pub fn preview(p: &Preview) -> String {
          Disk:              {}Gi\n\
          VM names:          {}\n",
         p.ticket_id,
-        p.cluster,
-        p.eligible_clusters.join(", "),
-        dash(&p.storage_class),
+        terminal_safe(&p.cluster),
+        terminal_safe(&p.eligible_clusters.join(", ")),
+        terminal_safe(&dash(&p.storage_class)),
         p.template_version,
-        p.instance_size,
+        terminal_safe(&p.instance_size),
         r.cpu_request_millis,
         r.cpu_limit_millis,
         r.memory_request_mib,
         r.memory_limit_mib,
         r.disk_gib,
-        p.vm_names.join(", "),
+        terminal_safe(&p.vm_names.join(", ")),
     );
     for why in &p.not_eligible {
-        out.push_str(&format!("Not eligible:      {why}\n"));
+        out.push_str(&format!("Not eligible:      {}\n", terminal_safe(why)));
     }
     for w in &p.warnings {
-        out.push_str(&format!("Warning:           {w}\n"));
+        out.push_str(&format!("Warning:           {}\n", terminal_safe(w)));
     }
     out
 }
@@ -256,6 +259,60 @@ mod tests {
              approver   global   test,prod      approval:decide\n\n\
              SYSTEM   RESOURCE ROLE\nshop     owner\n"
         );
+    }
+
+    fn ticket_with(reason: &str, approver: Option<&str>) -> Ticket {
+        Ticket {
+            id: Uuid::nil(),
+            operation: "create".into(),
+            status: "Rejected".into(),
+            requester: "alice".into(),
+            environment: "test".into(),
+            system: "shop".into(),
+            service: "web".into(),
+            namespace: "test-shop".into(),
+            vm_count: 1,
+            reason: reason.into(),
+            request: serde_json::Value::Null,
+            approver: approver.map(Into::into),
+            decision_reason: Some("no\u{1b}]8;;https://evil.example\u{7}link".into()),
+            decided_at: None,
+            cluster: None,
+            vm: None,
+            created_at: Utc::now(),
+            vms: vec![],
+        }
+    }
+
+    #[test]
+    fn ticket_fields_from_the_server_are_escaped() {
+        let t = ticket_with(
+            "need\u{1b}[2J\u{1b}[Hit\r\nStatus:     Approved",
+            Some("bob\u{9b}1m"),
+        );
+        let text = ticket(&t);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+        assert!(
+            text.contains("Reason:     need\\x1b[2J\\x1b[Hit\\r\\nStatus:     Approved\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Decided by: bob\\u{9b}1m: no\\x1b]8;;https://evil.example\\x07link\n"),
+            "{text}"
+        );
+        // One line per field: the reason's newline did not start a line of its own.
+        assert_eq!(text.lines().filter(|l| l.starts_with("Status:")).count(), 1);
+    }
+
+    #[test]
+    fn table_views_escape_names_from_the_server() {
+        let t = Ticket {
+            requester: "mallory\u{1b}[8m".into(),
+            ..ticket_with("ok", None)
+        };
+        let text = tickets(&[t], Utc::now());
+        assert!(text.contains("mallory\\x1b[8m"), "{text}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
     }
 
     #[test]

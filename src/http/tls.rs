@@ -1,5 +1,8 @@
-//! The TLS listener the admission webhook and the REST API both serve on: rustls on ring,
-//! HTTP/2 and HTTP/1.1, a handshake timeout, and a bounded drain on shutdown.
+//! The listeners the admission webhook and the REST API serve on: rustls on ring (or plain
+//! HTTP behind a TLS-terminating proxy), HTTP/2 and HTTP/1.1, optional client-certificate
+//! authentication, and the same [`ConnectionLimits`] for both: a handshake timeout, a
+//! header-read timeout (slowloris), an idle timeout, a cap on open connections, and a
+//! bounded drain on shutdown.
 
 use std::future::Future;
 use std::io;
@@ -9,17 +12,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one listener tolerates from its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's headers must have arrived this long after it started (slowloris).
+    pub header_read_timeout: Duration,
+    /// A connection that moved no byte either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 512,
+        }
+    }
+}
 /// On shutdown, connections get this long to finish the requests they are serving.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,11 +72,25 @@ pub enum TlsError {
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot read the client CA bundle {}: {source}", .path.display())]
+    ClientCa { path: PathBuf, source: pem::Error },
+    #[error("the client CA bundle {} cannot verify clients: {reason}", .path.display())]
+    ClientVerifier { path: PathBuf, reason: String },
 }
 
 /// The rustls server configuration from PEM files: the certificate chain (leaf first) and
 /// its private key (PKCS#8, PKCS#1 or SEC1). HTTP/2 and HTTP/1.1 are offered.
 pub fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    tls_config_verifying_clients(cert_pem, key_pem, None)
+}
+
+/// As [`tls_config`]; with `client_ca`, only clients presenting a certificate signed by one
+/// of its CAs complete the handshake (the API server, for the webhook).
+pub fn tls_config_verifying_clients(
+    cert_pem: &Path,
+    key_pem: &Path,
+    client_ca: Option<&Path>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let certs = CertificateDer::pem_file_iter(cert_pem)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|source| TlsError::Certificate {
@@ -67,16 +111,43 @@ pub fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<rustls::ServerConfi
         key: key_pem.to_path_buf(),
         source,
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_error)?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(tls_error)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(tls_error)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+fn client_verifier(
+    path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|source| TlsError::ClientCa {
+        path: path.to_path_buf(),
+        source,
+    })? {
+        let cert = cert.map_err(|source| TlsError::ClientCa {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        roots.add(cert).map_err(|e| TlsError::ClientVerifier {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::ClientVerifier {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 /// A bound TLS listener: [`TlsListener::bind`] reads the certificate and key first, so a
@@ -84,6 +155,7 @@ pub fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<rustls::ServerConfi
 pub struct TlsListener {
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: ConnectionLimits,
 }
 
 impl TlsListener {
@@ -92,14 +164,32 @@ impl TlsListener {
         cert_pem: impl AsRef<Path>,
         key_pem: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
-        let config = tls_config(cert_pem.as_ref(), key_pem.as_ref())?;
+        Self::bind_verifying_clients(addr, cert_pem, key_pem, None).await
+    }
+
+    /// As [`TlsListener::bind`]; with `client_ca`, clients must present a certificate it
+    /// signed.
+    pub async fn bind_verifying_clients(
+        addr: SocketAddr,
+        cert_pem: impl AsRef<Path>,
+        key_pem: impl AsRef<Path>,
+        client_ca: Option<&Path>,
+    ) -> Result<Self, TlsError> {
+        let config = tls_config_verifying_clients(cert_pem.as_ref(), key_pem.as_ref(), client_ca)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| TlsError::Bind { addr, source })?;
         Ok(Self {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            limits: ConnectionLimits::default(),
         })
+    }
+
+    /// Replaces the default [`ConnectionLimits`].
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The bound address (useful after binding port 0).
@@ -111,54 +201,230 @@ impl TlsListener {
     /// their requests (for a bounded time).
     /// `name` says what is served, for the logs (e.g. "admission webhook", "REST API").
     pub async fn run(self, name: &'static str, router: Router, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        if let Ok(addr) = self.listener.local_addr() {
-            tracing::info!(%addr, server = name, "listening (TLS)");
-        }
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(server = name, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let acceptor = self.acceptor.clone();
-            let service = TowerToHyperService::new(router.clone());
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => tls,
+        let acceptor = self.acceptor;
+        let handshake = move |tcp: TcpStream, peer: SocketAddr| {
+            let acceptor = acceptor.clone();
+            async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => Some(tls),
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
+                        None
                     }
                     Err(_) => {
                         tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
+                        None
                     }
-                };
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let connection = builder.serve_connection(TokioIo::new(tls), service);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-            });
-        }
-        drop(self.listener);
-        tokio::select! {
-            () = graceful.shutdown() => {}
-            () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-                tracing::warn!(server = name, "connections still open after {DRAIN_TIMEOUT:?}; stopping");
             }
+        };
+        serve_connections(
+            self.listener,
+            "TLS",
+            name,
+            router,
+            shutdown,
+            self.limits,
+            handshake,
+        )
+        .await;
+    }
+}
+
+/// A plain-HTTP listener with the same limits, for the REST API behind a TLS-terminating
+/// proxy and the health endpoints.
+pub struct PlainListener {
+    listener: TcpListener,
+    limits: ConnectionLimits,
+}
+
+impl PlainListener {
+    pub async fn bind(addr: SocketAddr) -> Result<Self, TlsError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| TlsError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            limits: ConnectionLimits::default(),
+        })
+    }
+
+    /// Replaces the default [`ConnectionLimits`].
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// As [`TlsListener::run`].
+    pub async fn run(self, name: &'static str, router: Router, shutdown: impl Future<Output = ()>) {
+        let handshake = |tcp: TcpStream, _peer: SocketAddr| async move { Some(tcp) };
+        serve_connections(
+            self.listener,
+            "plain HTTP",
+            name,
+            router,
+            shutdown,
+            self.limits,
+            handshake,
+        )
+        .await;
+    }
+}
+
+/// The accept loop both listeners share: at most `limits.max_connections` connections at
+/// once, each set up by `handshake` and then served with the header-read and idle timeouts.
+async fn serve_connections<IO, H, HF>(
+    listener: TcpListener,
+    transport: &'static str,
+    name: &'static str,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ConnectionLimits,
+    handshake: H,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(TcpStream, SocketAddr) -> HF,
+    HF: Future<Output = Option<IO>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, server = name, transport, max_connections = limits.max_connections, "listening");
+    }
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(server = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let set_up = handshake(tcp, peer);
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(io) = set_up.await else { return };
+            let activity = Activity::new();
+            let io = Tracked {
+                io,
+                activity: activity.clone(),
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+            tokio::select! {
+                served = connection => {
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = activity.idle_for(limits.idle_timeout) => {
+                    tracing::debug!(%peer, timeout = ?limits.idle_timeout, "idle connection closed");
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!(server = name, "connections still open after {DRAIN_TIMEOUT:?}; stopping");
         }
+    }
+}
+
+/// When a connection last moved a byte, in milliseconds since it opened.
+#[derive(Clone)]
+struct Activity {
+    opened: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once no byte moved for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// An IO stream that records its activity.
+struct Tracked<IO> {
+    io: IO,
+    activity: Activity,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -203,6 +203,7 @@ impl Env {
                 addr: "127.0.0.1:0".parse().unwrap(),
                 cert: self.cert.clone(),
                 key: self.key.clone(),
+                client_ca: None,
             }),
             api: Some(ApiOptions {
                 addr: "127.0.0.1:0".parse().unwrap(),
