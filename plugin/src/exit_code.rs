@@ -10,7 +10,7 @@ pub enum ExitCode {
     Success = 0,
     /// Any other failure (another HTTP status, an unreadable kubeconfig or answer, ...).
     Failure = 1,
-    /// Usage: bad arguments, or no API server given.
+    /// Usage: bad arguments, no API server given, or a server URL that is not https.
     Usage = 2,
     /// Not authenticated (401).
     Unauthenticated = 3,

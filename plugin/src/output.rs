@@ -58,7 +58,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         .map(|row| row.iter().map(|cell| terminal_safe(cell)).collect())
         .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
