@@ -11,7 +11,7 @@ KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
 SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl kubevirt-swagger build test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle
+.PHONY: help db db-stop kubectl kubevirt-swagger build test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -19,6 +19,8 @@ help:
 	@echo "make test-unit   unit tests only (no database)"
 	@echo "make ci     format check, clippy and rustdoc (warnings denied), then make test"
 	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
+	@echo "make fuzz   cargo-fuzz targets, FUZZ_SECONDS (30) each (not in CI)"
+	@echo "make api-fuzz   schemathesis against a live REST API (not in CI)"
 
 db:
 	@bash scripts/db.sh start
@@ -72,3 +74,14 @@ sqlx-prepare: db
 # Regenerates the committed OpenAPI document of the REST API from the code.
 openapi:
 	$(CARGO) run --quiet --bin shepherd -- openapi > openapi/v1.json
+
+# Fuzz targets (admission reviews, identity stamps, REST bodies, names) with cargo-fuzz and
+# libFuzzer on stable, FUZZ_SECONDS (30) each; see fuzz/README.md. Not part of CI.
+fuzz:
+	@bash fuzz/run.sh
+
+# schemathesis against openapi/v1.json on a live `shepherd run` (PostgreSQL, the simulator);
+# fails on any 5xx, panic or answer that does not match the document; stops what it started.
+# Not part of CI.
+api-fuzz:
+	@bash scripts/api-fuzz.sh

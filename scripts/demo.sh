@@ -34,6 +34,12 @@ export DATABASE_URL="${base_url%/*}/shepherd_demo"
 "$shepherd" seed --bootstrap-admin user:admin
 "$shepherd" bind --subject user:alice --role operator --env test
 "$shepherd" bind --subject group:approvers --role approver --env test,prod
+# `shepherd run` connects as a login role with the application's grants only: not the
+# superuser that ran the migrations, which could rewrite the audit log whole.
+"$psql_bin" "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shepherd_runner') THEN
+    CREATE ROLE shepherd_runner LOGIN IN ROLE shepherd_app; END IF; END \$\$"
+run_url=$(printf '%s' "$DATABASE_URL" | sed 's#//postgres@#//shepherd_runner@#')
 
 say "a simulated management cluster (users: admin, alice, bob)"
 "$sim" up --out "$demo/sim" --user alice:dev --user bob:approvers >"$demo/sim.log" 2>&1 &
@@ -61,7 +67,7 @@ port=$(free_port)
 api_port=$(free_port)
 "$shepherd" certs --out "$demo/certs" --host 127.0.0.1 >/dev/null
 head -c 32 /dev/urandom >"$demo/identity.key"
-KUBECONFIG="$demo/sim/management/admin.kubeconfig" "$shepherd" run \
+DATABASE_URL="$run_url" KUBECONFIG="$demo/sim/management/admin.kubeconfig" "$shepherd" run \
   --webhook-addr "127.0.0.1:$port" --webhook-cert "$demo/certs/tls.crt" --webhook-key "$demo/certs/tls.key" \
   --api-addr "127.0.0.1:$api_port" --health-addr 127.0.0.1:0 --identity-key-file "$demo/identity.key" --instance demo >"$demo/shepherd.log" 2>&1 &
 pids+=($!)

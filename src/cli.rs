@@ -200,6 +200,10 @@ struct RunArgs {
     /// a rotation: the first key signs, the others only verify.
     #[arg(long, env = "SHEPHERD_IDENTITY_KEY_FILE", value_delimiter = ',')]
     identity_key_file: Vec<std::path::PathBuf>,
+    /// Run even when the database user is a superuser or owns the tables: such a user can
+    /// rewrite the audit log whole. For throwaway development databases only.
+    #[arg(long, env = "SHEPHERD_ALLOW_PRIVILEGED_DATABASE_USER")]
+    allow_privileged_database_user: bool,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "kubevirt-shepherd")]
     lease_namespace: String,
@@ -211,7 +215,13 @@ struct RunArgs {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Check the hash chain; names the first row where an edit, removal or reordering happened.
-    Verify,
+    Verify {
+        /// A chain head exported earlier (ROWS:HASH, from the `audit anchor` log line or the
+        /// kubevirt-shepherd-audit-anchor ConfigMap): the chain must still hold that row, so
+        /// a rewrite of the whole chain by the database owner is caught.
+        #[arg(long)]
+        anchor: Option<crate::domain::audit_chain::Anchor>,
+    },
 }
 
 fn parse_subject(s: &str) -> Result<Subject, String> {
@@ -245,16 +255,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let url = cli
         .database_url
         .context("no database: set DATABASE_URL or pass --database-url (`make db` starts one)")?;
-    // `run` serves the webhook, the REST API, reconcilers and job workers from one pool.
-    let connections = if matches!(cli.command, Command::Run(_)) {
-        20
-    } else {
-        5
+    let command = match cli.command {
+        // `run` gives each component its own pool (webhook, REST API, controllers, workers).
+        Command::Run(args) => return run_process(*args, &url).await,
+        other => other,
     };
-    let pool = crate::db::connect(&url, connections)
+    let pool = crate::db::connect(&url, 5)
         .await
         .context("connecting to PostgreSQL")?;
-    match cli.command {
+    match command {
         Command::Migrate => {
             let report = app::migrate::run(&pool).await?;
             if report.is_noop() {
@@ -294,9 +303,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { anchor },
         } => {
-            let report = app::audit::verify(&pool).await?;
+            let report = app::audit::verify_against(&pool, anchor.as_ref()).await?;
             match report.problem {
                 None => println!(
                     "audit verify: ok, {} rows, chain intact",
@@ -309,7 +318,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     );
                     if let ChainBreak::Edited { id }
                     | ChainBreak::BrokenLink { id, .. }
-                    | ChainBreak::BrokenStart { id } = problem
+                    | ChainBreak::BrokenStart { id }
+                    | ChainBreak::AnchorMismatch { id, .. } = problem
                     {
                         eprintln!("audit verify: first bad row: {id}");
                     }
@@ -345,7 +355,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             );
         }
-        Command::Run(args) => return run_process(*args, pool).await,
+        Command::Run(_) => unreachable!("handled before connecting"),
     }
     Ok(0)
 }
@@ -392,7 +402,26 @@ fn print_inventory(inv: &app::inventory::Inventory) {
     println!("audit log: {} rows", inv.audit_rows);
 }
 
-async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
+async fn run_process(args: RunArgs, url: &str) -> anyhow::Result<i32> {
+    let sizes = crate::db::PoolSizes::for_workers(
+        u32::try_from(args.worker_concurrency.get()).unwrap_or(u32::MAX),
+    );
+    let pools = crate::db::Pools::connect_lazy(url, &sizes).context("the database URL")?;
+    let privilege = crate::app::migrate::privilege(&pools.controllers)
+        .await
+        .context("connecting to PostgreSQL")?;
+    if let Some(why) = privilege.refusal() {
+        if !args.allow_privileged_database_user {
+            anyhow::bail!(
+                "refusing to run as database user {:?}: {why}. Connect as a login role that is a \
+                 member of {} (created by `shepherd migrate`), or pass \
+                 --allow-privileged-database-user for a throwaway development database",
+                privilege.user,
+                crate::db::APP_ROLE
+            );
+        }
+        tracing::warn!(user = %privilege.user, reason = %why, "running as a privileged database user");
+    }
     let client = kube::Client::try_default()
         .await
         .context("connecting to the management cluster (KUBECONFIG or in-cluster config)")?;
@@ -484,7 +513,7 @@ async fn run_process(args: RunArgs, pool: sqlx::PgPool) -> anyhow::Result<i32> {
         }),
         cluster_write_concurrency: args.cluster_write_concurrency.get(),
     };
-    let running = crate::run::start(opts, pool, client, keys).await?;
+    let running = crate::run::start(opts, pools, client, keys).await?;
     if let Some(addr) = running.webhook_addr {
         println!("run: webhook listening on https://{addr}");
     }

@@ -6,6 +6,7 @@ use crate::app::admission::ShepherdPolicy;
 use crate::clusters::ClusterClients;
 use crate::controller::lease::{LeaseConfig, run_as_leader};
 use crate::controller::{self, Context};
+use crate::db::Pools;
 use crate::domain::identity::{KeyError, KeyRing};
 use crate::http::api::{self, ApiConfig, ApiState};
 use crate::http::tls::{PlainListener, TlsError, TlsListener};
@@ -155,7 +156,7 @@ pub fn health_router(pool: PgPool) -> Router {
 /// Starts the selected components and returns once they are listening.
 pub async fn start(
     opts: RunOptions,
-    pool: PgPool,
+    pools: Pools,
     client: Client,
     identity_keys: KeyRing,
 ) -> Result<Running, RunError> {
@@ -164,14 +165,14 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     // The one client that inserts jobs in the use cases' transactions (REST and reconcilers);
     // the workers' client below works the queues.
-    let river = Arc::new(crate::jobs::inserter(&pool)?);
+    let river = Arc::new(crate::jobs::inserter(&pools.controllers)?);
 
     let mut webhook_addr = None;
     if let Some(w) = &opts.webhook {
         let state = WebhookState::new(
             identity_keys.clone(),
             Arc::new(ShepherdPolicy {
-                pool: pool.clone(),
+                pool: pools.webhook.clone(),
                 client: Some(client.clone()),
             }),
         );
@@ -197,7 +198,7 @@ pub async fn start(
     let mut api_addr = None;
     if let Some(a) = &opts.api {
         let router = api::router(ApiState::new(
-            pool.clone(),
+            pools.api.clone(),
             river.clone(),
             client.clone(),
             a.config,
@@ -226,7 +227,7 @@ pub async fn start(
         health_addr = Some(
             serve_plain(
                 addr,
-                health_router(pool.clone()),
+                health_router(pools.controllers.clone()),
                 "health",
                 &stop,
                 &mut tasks,
@@ -240,7 +241,7 @@ pub async fn start(
         opts.cluster_write_concurrency,
     ));
     if let Some(workers) = &opts.workers {
-        let worker_client = crate::jobs::worker_client(&pool, clusters.clone(), workers)?;
+        let worker_client = crate::jobs::worker_client(&pools.workers, clusters.clone(), workers)?;
         let mut handle = worker_client.start_with_graceful_stop(stop.clone().cancelled_owned())?;
         tasks.spawn(async move {
             if let Err(err) = handle.wait().await {
@@ -252,7 +253,7 @@ pub async fn start(
     if opts.controllers {
         let ctx = Arc::new(Context::new(
             client.clone(),
-            pool,
+            pools.controllers,
             identity_keys,
             &opts.lease.identity,
             river,

@@ -95,7 +95,6 @@ fn check_answer(path: &str, review: &Value, answer: &Value) {
         return;
     }
     // The object the stamp is bound to, found as the webhook finds it.
-    let non_empty = |v: &Value| v.as_str().filter(|s| !s.is_empty());
     let name = non_empty(&object["metadata"]["name"])
         .or(non_empty(&request["name"]))
         .expect("a stamped object has a name");
@@ -115,4 +114,8 @@ fn check_answer(path: &str, review: &Value, answer: &Value) {
         request["userInfo"]["username"].as_str(),
         "the stamp names someone else"
     );
+}
+
+fn non_empty(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
 }

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;

@@ -3,7 +3,7 @@
 use super::AppError;
 use crate::db;
 use crate::db::audit::AuditEntry;
-use crate::domain::audit_chain::{ChainBreak, ChainVerifier};
+use crate::domain::audit_chain::{Anchor, ChainBreak, ChainVerifier};
 use sqlx::PgPool;
 
 /// Records one entry in a transaction of its own (for actions that write nothing else).
@@ -26,11 +26,23 @@ const VERIFY_BATCH: i64 = 1000;
 /// Walks the whole chain in id order, in batches, within one read-only snapshot so that
 /// appends committed meanwhile cannot look like tampering.
 pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AppError> {
+    verify_against(pool, None).await
+}
+
+/// As [`verify`], and the chain must still hold the row an exported [`Anchor`] recorded:
+/// this catches the owner rewriting the whole chain with recomputed hashes.
+pub async fn verify_against(
+    pool: &PgPool,
+    anchor: Option<&Anchor>,
+) -> Result<VerifyReport, AppError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let mut verifier = ChainVerifier::new();
+    let mut verifier = match anchor {
+        Some(anchor) => ChainVerifier::with_anchor(anchor.clone()),
+        None => ChainVerifier::new(),
+    };
     let mut after = 0;
     loop {
         let rows = db::audit::rows_after(&mut tx, after, VERIFY_BATCH).await?;
@@ -51,5 +63,14 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, AppError> {
     Ok(VerifyReport {
         rows_checked: verifier.rows_checked(),
         problem,
+    })
+}
+
+/// The chain head to export outside PostgreSQL: its row count and newest hash.
+pub async fn anchor(pool: &PgPool) -> Result<Anchor, AppError> {
+    let (_, hash, rows) = db::audit::head(&mut *pool.acquire().await?).await?;
+    Ok(Anchor {
+        rows: u64::try_from(rows).unwrap_or_default(),
+        hash,
     })
 }

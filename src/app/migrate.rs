@@ -83,3 +83,41 @@ async fn apply_grants(pool: &PgPool) -> Result<(), sqlx::Error> {
     .await?;
     tx.commit().await
 }
+
+/// What the database user `shepherd run` connects as may do beyond the application role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privilege {
+    pub user: String,
+    pub superuser: bool,
+    /// Owns the audit log (typically: ran the migrations), so it can disable its triggers.
+    pub owns_audit_log: bool,
+}
+
+impl Privilege {
+    /// Why running as this user would let it rewrite the audit chain, if it would.
+    pub fn refusal(&self) -> Option<&'static str> {
+        if self.superuser {
+            Some("it is a superuser, which can rewrite the audit log whole")
+        } else if self.owns_audit_log {
+            Some("it owns the audit log, so it can drop its append-only trigger and rewrite it")
+        } else {
+            None
+        }
+    }
+}
+
+pub async fn privilege(pool: &PgPool) -> Result<Privilege, sqlx::Error> {
+    let (user, superuser, owns_audit_log): (String, bool, bool) = sqlx::query_as(
+        "SELECT current_user::text,
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                COALESCE((SELECT pg_has_role(current_user, relowner, 'USAGE')
+                          FROM pg_class WHERE oid = to_regclass('audit_log')), false)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Privilege {
+        user,
+        superuser,
+        owns_audit_log,
+    })
+}

@@ -103,7 +103,8 @@ pub async fn run_as_leader<F, Fut>(
 {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     while !shutdown.is_cancelled() {
-        match try_acquire(&api, &cfg).await {
+        let attempt = tokio::time::timeout(cfg.renew_every, try_acquire(&api, &cfg)).await;
+        match attempt.unwrap_or_else(|_| Ok(false)) {
             Ok(true) => {}
             Ok(false) => {
                 tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(cfg.renew_every) => continue }
@@ -125,18 +126,21 @@ pub async fn run_as_leader<F, Fut>(
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(cfg.renew_every) => {}
             }
-            match try_acquire(&api, &cfg).await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            // A renewal that hangs must not keep this replica leading past the point where
+            // others may take the lease: it gets only the time left before that.
+            let left = deadline_slack.saturating_sub(last_renewal.elapsed());
+            match tokio::time::timeout(left, try_acquire(&api, &cfg)).await {
+                Ok(Ok(true)) => last_renewal = tokio::time::Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::warn!(lease = %cfg.name, "lease: lost to another replica");
                     break;
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, "lease: renewal failed");
-                    if last_renewal.elapsed() >= deadline_slack {
-                        break;
-                    }
-                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "lease: renewal failed"),
+                Err(_) => tracing::warn!(timeout = ?left, "lease: renewal timed out"),
+            }
+            if last_renewal.elapsed() >= deadline_slack {
+                tracing::warn!(lease = %cfg.name, "lease: not renewed in time; stepping down");
+                break;
             }
         }
         lost.cancel();

@@ -8,6 +8,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -81,6 +83,56 @@ pub enum ChainBreak {
         "the newest audit row is {last_id} but the chain head records row {head_id}: the newest rows were removed or the head was edited"
     )]
     HeadMismatch { last_id: i64, head_id: i64 },
+    #[error(
+        "audit row {id} is row {rows} of the chain but its hash differs from the anchor exported \
+         when the chain had {rows} rows: the chain was rewritten since the anchor was taken"
+    )]
+    AnchorMismatch { rows: u64, id: i64 },
+    #[error(
+        "the anchor records {anchor_rows} rows but the chain has {rows}: rows were removed since \
+         the anchor was taken"
+    )]
+    AnchorBeyondEnd { anchor_rows: u64, rows: u64 },
+}
+
+/// The chain head as exported outside PostgreSQL (a log line, a ConfigMap): how many rows
+/// the chain had and the hash of the last one. A chain rewritten whole, hashes recomputed,
+/// verifies on its own but not against an anchor taken before. Written `ROWS:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub rows: u64,
+    pub hash: String,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.rows, self.hash)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an audit anchor is ROWS:HASH (a row count and 64 lowercase hex digits), not {0:?}")]
+pub struct AnchorParseError(String);
+
+impl FromStr for Anchor {
+    type Err = AnchorParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || AnchorParseError(s.to_string());
+        let (rows, hash) = s.trim().split_once(':').ok_or_else(invalid)?;
+        let rows = rows.parse().map_err(|_| invalid())?;
+        let well_formed = hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return Err(invalid());
+        }
+        Ok(Anchor {
+            rows,
+            hash: hash.to_string(),
+        })
+    }
 }
 
 /// Checks rows in id order, carrying state between batches so logs of any size stream.
@@ -88,11 +140,20 @@ pub enum ChainBreak {
 pub struct ChainVerifier {
     previous: Option<(i64, String)>,
     rows_checked: u64,
+    anchor: Option<Anchor>,
 }
 
 impl ChainVerifier {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also checks that the chain still holds the row `anchor` recorded.
+    pub fn with_anchor(anchor: Anchor) -> Self {
+        Self {
+            anchor: Some(anchor),
+            ..Self::default()
+        }
     }
 
     pub fn rows_checked(&self) -> u64 {
@@ -118,6 +179,15 @@ impl ChainVerifier {
         }
         self.previous = Some((row.id, row.hash.clone()));
         self.rows_checked += 1;
+        if let Some(anchor) = &self.anchor
+            && anchor.rows == self.rows_checked
+            && anchor.hash != row.hash
+        {
+            return Err(ChainBreak::AnchorMismatch {
+                rows: anchor.rows,
+                id: row.id,
+            });
+        }
         Ok(())
     }
 
@@ -130,7 +200,16 @@ impl ChainVerifier {
         if last_id != head_id || last_hash != head_hash {
             return Err(ChainBreak::HeadMismatch { last_id, head_id });
         }
-        Ok(())
+        match &self.anchor {
+            Some(anchor) if anchor.rows > self.rows_checked => Err(ChainBreak::AnchorBeyondEnd {
+                anchor_rows: anchor.rows,
+                rows: self.rows_checked,
+            }),
+            Some(anchor) if anchor.rows == 0 && anchor.hash != GENESIS_HASH => {
+                Err(ChainBreak::AnchorMismatch { rows: 0, id: 0 })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -175,7 +254,14 @@ mod tests {
     }
 
     fn verify(rows: &[StoredRow], head: (i64, &str)) -> Result<u64, ChainBreak> {
-        let mut v = ChainVerifier::new();
+        verify_with(ChainVerifier::new(), rows, head)
+    }
+
+    fn verify_with(
+        mut v: ChainVerifier,
+        rows: &[StoredRow],
+        head: (i64, &str),
+    ) -> Result<u64, ChainBreak> {
         for r in rows {
             v.check(r)?;
         }
@@ -272,6 +358,70 @@ mod tests {
             Err(ChainBreak::HeadMismatch {
                 last_id: 2,
                 head_id: 3
+            })
+        );
+    }
+
+    #[test]
+    fn anchors_parse_and_print_as_rows_colon_hash() {
+        let hash = "ab".repeat(32);
+        let anchor: Anchor = format!("42:{hash}").parse().unwrap();
+        assert_eq!(
+            anchor,
+            Anchor {
+                rows: 42,
+                hash: hash.clone()
+            }
+        );
+        assert_eq!(anchor.to_string(), format!("42:{hash}"));
+        for bad in [
+            "",
+            "42",
+            ":abc",
+            "x:abc",
+            &format!("42:{}", "AB".repeat(32)),
+            "42:abcd",
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_chain_rewritten_whole_fails_against_an_earlier_anchor() {
+        let honest = chain(&["a", "b", "c", "d"]);
+        let anchor = Anchor {
+            rows: 3,
+            hash: honest[2].hash.clone(),
+        };
+        let head = (4, honest[3].hash.clone());
+        assert_eq!(
+            verify_with(
+                ChainVerifier::with_anchor(anchor.clone()),
+                &honest,
+                (head.0, &head.1)
+            ),
+            Ok(4),
+            "rows appended after the anchor are fine"
+        );
+        // The owner rewrites row 2 and recomputes every hash and the head.
+        let rewritten = chain(&["a", "B", "c", "d"]);
+        let new_head = (4, rewritten[3].hash.clone());
+        assert_eq!(verify(&rewritten, (new_head.0, &new_head.1)), Ok(4));
+        assert_eq!(
+            verify_with(
+                ChainVerifier::with_anchor(anchor.clone()),
+                &rewritten,
+                (new_head.0, &new_head.1)
+            ),
+            Err(ChainBreak::AnchorMismatch { rows: 3, id: 3 })
+        );
+        // Or cuts the chain back before the anchor.
+        let cut = chain(&["a", "b"]);
+        assert_eq!(
+            verify_with(ChainVerifier::with_anchor(anchor), &cut, (2, &cut[1].hash)),
+            Err(ChainBreak::AnchorBeyondEnd {
+                anchor_rows: 3,
+                rows: 2
             })
         );
     }

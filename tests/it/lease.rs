@@ -109,3 +109,45 @@ async fn two_running_replicas_never_work_at_the_same_time() {
     stop.cancel();
     b.await.unwrap();
 }
+
+/// A renewal that hangs (the API server stops answering) used to keep the leader working
+/// for as long as the call hung, past the lease's expiry: two leaders. Now the leader steps
+/// down before the lease can expire in the others' eyes.
+#[tokio::test]
+async fn a_hung_renewal_makes_the_leader_step_down_before_the_lease_expires() {
+    let (sim, _api) = cluster().await;
+    let client = sim.kube_client("admin").unwrap();
+    let cfg = config("replica-a");
+    let duration = cfg.duration;
+    let (leading, mut led) = tokio::sync::watch::channel(false);
+    let (stepped_down, mut stepped) = tokio::sync::watch::channel(None);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_as_leader(client, cfg, stop.clone(), move |lost| {
+        let (leading, stepped_down) = (leading.clone(), stepped_down.clone());
+        async move {
+            leading.send_replace(true);
+            lost.cancelled().await;
+            stepped_down.send_replace(Some(tokio::time::Instant::now()));
+        }
+    }));
+    led.wait_for(|l| *l).await.unwrap();
+    // Let one renewal succeed, then every request hangs for a minute.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hung_from = tokio::time::Instant::now();
+    sim.faults().set_latency(Duration::from_secs(60));
+    let at = tokio::time::timeout(Duration::from_secs(10), stepped.wait_for(Option::is_some))
+        .await
+        .expect("the leader stepped down")
+        .unwrap()
+        .unwrap();
+    // The last renewal was before `hung_from`, so the lease expires in others' eyes no later
+    // than `duration` after it.
+    assert!(
+        at <= hung_from + duration,
+        "stepped down {:?} after the API server hung; the lease lasts {duration:?}",
+        at - hung_from
+    );
+    sim.faults().set_latency(Duration::ZERO);
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

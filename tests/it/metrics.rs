@@ -269,7 +269,7 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
     };
     let running = shepherd::run::start(
         opts,
-        t.pool.clone(),
+        crate::common::e2e::pools(&t.url),
         sim.kube_client("admin").unwrap(),
         crate::common::e2e::keys(),
     )

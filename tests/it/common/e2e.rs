@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use shepherd::app::seed::{SeedConfig, run as seed};
 use shepherd::controller::lease::LeaseConfig;
 use shepherd::db::rbac::NewRoleBinding;
+use shepherd::db::{PoolSizes, Pools};
 use shepherd::domain::Subject;
 use shepherd::domain::identity::KeyRing;
 use shepherd::http::api::ApiConfig;
@@ -20,6 +21,11 @@ use std::time::Duration;
 use tokio::process::Command;
 
 pub const KEY: &[u8] = b"an-identity-key-for-tests-only-32bytes!!";
+
+/// A started shepherd's database pools, one per component, on the test's database.
+pub fn pools(url: &str) -> Pools {
+    Pools::connect_lazy(url, &PoolSizes::for_workers(4)).unwrap()
+}
 
 /// The identity keys a started shepherd uses: [`KEY`] alone.
 pub fn keys() -> KeyRing {
@@ -52,6 +58,8 @@ pub struct Env {
     pub drift_interval: Duration,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
+    /// The pools of the running shepherd (shared with it: a test may exhaust one).
+    pub pools: Option<Pools>,
     /// The identity keys the next `start_shepherd` uses ([`keys`] unless a test rotates them).
     pub identity_keys: KeyRing,
     ca_pem: String,
@@ -167,6 +175,7 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
         drift_interval: shepherd::jobs::drift::DEFAULT_DRIFT_INTERVAL,
         dir,
         running: None,
+        pools: None,
         identity_keys: keys(),
         ca_pem: ca.ca_pem().to_string(),
         cert,
@@ -221,14 +230,11 @@ impl Env {
             cluster_write_concurrency: 5,
         };
         let client = self.sim.kube_client("admin").unwrap();
-        let running = shepherd::run::start(
-            opts,
-            self.db.pool.clone(),
-            client,
-            self.identity_keys.clone(),
-        )
-        .await
-        .unwrap();
+        let pools = pools(&self.db.url);
+        self.pools = Some(pools.clone());
+        let running = shepherd::run::start(opts, pools, client, self.identity_keys.clone())
+            .await
+            .unwrap();
         if let Some(previous) = self.running.replace(running) {
             previous.stop().await;
         }
@@ -367,6 +373,8 @@ impl Env {
         ])
         .arg("--identity-key-file")
         .arg(&key)
+        // The test database belongs to the superuser that made it.
+        .arg("--allow-privileged-database-user")
         .env("DATABASE_URL", &self.db.url)
         .env("KUBECONFIG", self.dir.path().join("admin.kubeconfig"))
         .env("RUST_LOG", "shepherd=info,riverqueue=info")
