@@ -149,6 +149,14 @@ struct RunArgs {
     /// Seconds an accepted bearer token is trusted before TokenReview is asked again.
     #[arg(long, env = "SHEPHERD_TOKEN_CACHE_SECONDS", default_value = "30")]
     token_cache_seconds: u64,
+    /// An audience bearer tokens must be valid for (TokenReview spec.audiences); repeat for
+    /// several. Without it, tokens for the management cluster's API server are accepted.
+    #[arg(
+        long = "token-audience",
+        env = "SHEPHERD_TOKEN_AUDIENCES",
+        value_delimiter = ','
+    )]
+    token_audience: Vec<String>,
     /// /healthz and /readyz.
     #[arg(long, env = "SHEPHERD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: std::net::SocketAddr,
@@ -204,7 +212,11 @@ struct RunArgs {
     /// rewrite the audit log whole. For throwaway development databases only.
     #[arg(long, env = "SHEPHERD_ALLOW_PRIVILEGED_DATABASE_USER")]
     allow_privileged_database_user: bool,
-    /// Namespace of the leader-election Lease.
+    /// How often the audit chain's head (row count and newest hash) is exported to the log
+    /// and the ConfigMap kubevirt-shepherd-audit-anchor, when it moved (seconds).
+    #[arg(long, env = "SHEPHERD_AUDIT_ANCHOR_INTERVAL_SECONDS", default_value = "300", value_parser = clap::value_parser!(u64).range(1..))]
+    audit_anchor_interval_seconds: u64,
+    /// Namespace of the leader-election Lease (and of the audit anchor ConfigMap).
     #[arg(long, env = "POD_NAMESPACE", default_value = "kubevirt-shepherd")]
     lease_namespace: String,
     /// This replica's name in the Lease (defaults to the host name).
@@ -482,6 +494,7 @@ async fn run_process(args: RunArgs, url: &str) -> anyhow::Result<i32> {
                         per_second: args.api_rate_limit,
                         burst,
                     },
+                    token_audiences: args.token_audience,
                 },
             })
         }
@@ -512,6 +525,7 @@ async fn run_process(args: RunArgs, url: &str) -> anyhow::Result<i32> {
             }
         }),
         cluster_write_concurrency: args.cluster_write_concurrency.get(),
+        audit_anchor_interval: std::time::Duration::from_secs(args.audit_anchor_interval_seconds),
     };
     let running = crate::run::start(opts, pools, client, keys).await?;
     if let Some(addr) = running.webhook_addr {

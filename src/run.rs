@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub workers: Option<WorkerOptions>,
     /// Concurrent writes to one target cluster from this process.
     pub cluster_write_concurrency: usize,
+    /// How often the controllers export the audit chain's head (when it moved).
+    pub audit_anchor_interval: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +203,7 @@ pub async fn start(
             pools.api.clone(),
             river.clone(),
             client.clone(),
-            a.config,
+            a.config.clone(),
         ));
         api_addr = Some(match &a.tls {
             Some((cert, key)) => {
@@ -251,14 +253,19 @@ pub async fn start(
     }
 
     if opts.controllers {
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             client.clone(),
             pools.controllers,
             identity_keys,
             &opts.lease.identity,
             river,
             clusters,
-        ));
+        );
+        ctx.audit_anchor = Some(crate::controller::audit_anchor::AnchorExport {
+            namespace: opts.lease.namespace.clone(),
+            interval: opts.audit_anchor_interval,
+        });
+        let ctx = Arc::new(ctx);
         let stop = stop.clone();
         tasks.spawn(async move {
             run_as_leader(client, opts.lease, stop, move |lost| {

@@ -5,6 +5,7 @@
 //! (`lease`).
 
 pub mod approvals;
+pub mod audit_anchor;
 pub mod catalog;
 pub mod lease;
 pub mod operations;
@@ -55,6 +56,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Per Cluster, what it looked like when a probe was last asked for.
     pub(crate) probe_fingerprints: Mutex<HashMap<String, ProbeFingerprint>>,
+    /// Where the audit chain's head is exported; None exports nothing.
+    pub audit_anchor: Option<audit_anchor::AnchorExport>,
 }
 
 impl Context {
@@ -79,6 +82,7 @@ impl Context {
             clusters,
             failures: Mutex::new(HashMap::new()),
             probe_fingerprints: Mutex::new(HashMap::new()),
+            audit_anchor: None,
         }
     }
 
@@ -313,7 +317,16 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     );
     let requests = requests.reconcile_on(requests_changed);
     let operations = operations.reconcile_on(operations_changed);
+    let anchor = {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        async move {
+            if let Some(export) = ctx.audit_anchor.clone() {
+                audit_anchor::run(ctx, export, stop).await;
+            }
+        }
+    };
     tokio::join!(
+        anchor,
         notifications,
         crate::clusters::watch::run(ctx.pool.clone(), ctx.clusters.clone(), stop.clone()),
         controller!(crate::crd::System, systems::reconcile_system),

@@ -314,7 +314,12 @@ async fn serve_connections<IO, H, HF>(
             () = &mut shutdown => break,
         };
         let set_up = handshake(tcp, peer);
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers see the peer's address (per-address limits) as axum's ConnectInfo.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;

@@ -419,3 +419,97 @@ async fn a_key_rotation_leaves_succeeded_requests_alone(
     let r1 = env.get("vmrequests", Some("apps"), "r1").await.unwrap();
     assert_eq!(r1["status"]["phase"], "Succeeded", "{r1:#}");
 }
+
+/// One database pool per component: with the REST API's pool exhausted, admission, the
+/// reconcilers and the workers still bring a request to its VMs; and the audit chain's head
+/// is exported to a ConfigMap that `audit verify --anchor` accepts.
+#[sqlx::test(migrations = false)]
+async fn an_exhausted_api_pool_leaves_the_other_components_working(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = world(opts, connect, false).await;
+    let api_pool = env.pools.as_ref().unwrap().api.clone();
+    let mut held = Vec::new();
+    for _ in 0..shepherd::db::PoolSizes::for_workers(4).api.max_connections {
+        held.push(api_pool.acquire().await.unwrap());
+    }
+    eprintln!("STAGE {:?}", std::time::Instant::now());
+    let (code, _, err) = env.plugin("bob", &["pending"]).await;
+    assert_ne!(code, 0, "the REST API has no connection left: {err}");
+
+    eprintln!("STAGE {:?}", std::time::Instant::now());
+    request_and_approve(&env, "alice", "r1", "team-a", 1).await;
+    let done = settled(&env, "r1").await;
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+
+    eprintln!("STAGE {:?}", std::time::Instant::now());
+    drop(held);
+    let (code, _, err) = env.plugin("bob", &["pending"]).await;
+    assert_eq!(code, 0, "the REST API answers again: {err}");
+
+    eprintln!("STAGE {:?}", std::time::Instant::now());
+    // The anchor follows the chain's head; the chain verifies against it.
+    let mut anchor = None;
+    for _ in 0..100 {
+        let head = shepherd::app::audit::anchor(&env.db.pool).await.unwrap();
+        let exported = env
+            .get(
+                "configmaps",
+                Some("kubevirt-shepherd"),
+                "kubevirt-shepherd-audit-anchor",
+            )
+            .await
+            .and_then(|cm| cm["data"]["anchor"].as_str().map(str::to_string));
+        if exported.as_deref() == Some(head.to_string().as_str()) {
+            anchor = Some(head);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let anchor = anchor.expect("the ConfigMap carries the chain's head");
+    let report = shepherd::app::audit::verify_against(&env.db.pool, Some(&anchor))
+        .await
+        .unwrap();
+    assert_eq!(report.problem, None);
+}
+
+/// Every distinct token used to cost a TokenReview, without limit: calls that need one (or
+/// carry no token) are now limited per client address, while cached callers go on.
+#[sqlx::test(migrations = false)]
+async fn unauthenticated_calls_are_limited_per_address(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    pending(&t.pool, 1).await;
+    let api = api(&t.pool, ApiConfig::default()).await;
+    let known = api.get("alice", "/api/v1/tickets").await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.text);
+    let mut answers = Vec::new();
+    for i in 0..30 {
+        let a = api
+            .call_with_token(
+                &format!("made-up-token-{i}"),
+                Method::GET,
+                "/api/v1/tickets",
+            )
+            .await;
+        answers.push(a.status);
+    }
+    assert_eq!(answers[0], StatusCode::UNAUTHORIZED);
+    assert!(
+        answers.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "a flood of unknown tokens is cut off: {answers:?}"
+    );
+    let no_token = api.call(None, Method::GET, "/api/v1/tickets", None).await;
+    assert_eq!(
+        no_token.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        no_token.text
+    );
+    // alice's token is cached: she is not held back by the strangers' flood.
+    let known = api.get("alice", "/api/v1/tickets").await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.text);
+}

@@ -25,7 +25,7 @@ async fn run_and_collect(db: &crate::common::TestDb, format: Option<&str>) -> Ve
         command.args(["--log-format", format]);
     }
     let mut child = command
-        .args(["run", "--no-workers"])
+        .args(["run", "--no-workers", "--allow-privileged-database-user"])
         .args(["--health-addr", "127.0.0.1:0", "--instance", "logs"])
         .arg("--identity-key-file")
         .arg(&key)
@@ -96,4 +96,65 @@ async fn text_is_the_default_format(opts: PgPoolOptions, connect: PgConnectOptio
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(serde_json::from_str::<Value>(warning).is_err());
     assert!(warning.contains("WARN"), "{warning}");
+}
+
+/// `shepherd run` as the superuser that owns the tables could rewrite the audit log whole:
+/// it refuses, naming the user and the way out; as a login role of the application role it
+/// starts.
+#[sqlx::test(migrations = false)]
+async fn run_refuses_a_database_user_that_could_rewrite_the_audit_log(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let db = crate::common::setup(opts, connect).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("identity.key");
+    std::fs::write(&key, crate::common::e2e::KEY).unwrap();
+    let run = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .args([
+                "run",
+                "--no-workers",
+                "--no-controllers",
+                "--health-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--identity-key-file")
+            .arg(&key)
+            .env("DATABASE_URL", url)
+            // No cluster: a run that passes the database check fails at the cluster.
+            .env("KUBECONFIG", dir.path().join("absent.kubeconfig"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("run shepherd")
+    };
+    let out = run(&db.url);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("refusing to run as database user") && text.contains("superuser"),
+        "{text}"
+    );
+    assert!(text.contains("--allow-privileged-database-user"), "{text}");
+
+    sqlx::raw_sql(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shepherd_runner_test') THEN
+             CREATE ROLE shepherd_runner_test LOGIN IN ROLE shepherd_app;
+           END IF;
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (scheme_user, rest) = db.url.split_once('@').unwrap();
+    let (scheme, _) = scheme_user.split_once("//").unwrap();
+    let app_url = format!("{scheme}//shepherd_runner_test@{rest}");
+    let out = run(&app_url);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("refusing to run"), "{text}");
+    assert!(
+        text.contains("management cluster"),
+        "it got as far as the cluster: {text}"
+    );
 }

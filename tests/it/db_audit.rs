@@ -29,8 +29,13 @@ async fn five_rows(t: &TestDb) {
 
 /// Runs `shepherd audit verify` against the test database.
 fn verify_cli(t: &TestDb) -> (i32, String) {
+    verify_cli_with(t, &[])
+}
+
+fn verify_cli_with(t: &TestDb, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
         .args(["audit", "verify"])
+        .args(extra)
         .env("DATABASE_URL", &t.url)
         .output()
         .expect("run shepherd");
@@ -232,4 +237,72 @@ async fn secret_keys_are_redacted_before_storage(opts: PgPoolOptions, connect: P
     assert_ne!(stored["auth"]["token"], "abc");
     assert!(!stored.to_string().contains("abc"), "{stored}");
     assert_eq!(verify(&t.pool).await.unwrap().problem, None);
+}
+
+/// The table owner rewrote the whole chain, every hash recomputed and the head moved along:
+/// on its own the chain verifies; against an anchor exported before, it does not.
+#[sqlx::test(migrations = false)]
+async fn a_rewrite_of_the_whole_chain_is_caught_by_an_earlier_anchor(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use shepherd::domain::audit_chain::{GENESIS_HASH, row_hash};
+    let t = setup(opts, connect).await;
+    five_rows(&t).await;
+    let anchor = shepherd::app::audit::anchor(&t.pool).await.unwrap();
+    assert_eq!(anchor.rows, 5);
+
+    let mut tx = t.pool.begin().await.unwrap();
+    let rows = shepherd::db::audit::rows_after(&mut tx, 0, 100)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut prev = GENESIS_HASH.to_string();
+    for mut row in rows {
+        if row.id == 3 {
+            row.content.details = json!({"n": 99});
+        }
+        let hash = row_hash(&prev, &row.content);
+        sqlx::query("UPDATE audit_log SET details = $1, prev_hash = $2, hash = $3 WHERE id = $4")
+            .bind(&row.content.details)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain_head SET last_hash = $1")
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        verify(&t.pool).await.unwrap().problem,
+        None,
+        "undetectable alone"
+    );
+    assert_eq!(
+        shepherd::app::audit::verify_against(&t.pool, Some(&anchor))
+            .await
+            .unwrap()
+            .problem,
+        Some(ChainBreak::AnchorMismatch { rows: 5, id: 5 })
+    );
+    let (code, out) = verify_cli_with(&t, &["--anchor", &anchor.to_string()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rewritten since the anchor"), "{out}");
+    let (code, out) = verify_cli_with(&t, &["--anchor", "5:nothex"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("ROWS:HASH"), "{out}");
 }

@@ -266,6 +266,7 @@ async fn metrics_cover_requests_admission_the_database_and_the_process(
         ),
         workers: None,
         cluster_write_concurrency: 5,
+        audit_anchor_interval: Duration::from_secs(1),
     };
     let running = shepherd::run::start(
         opts,

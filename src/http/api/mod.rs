@@ -43,11 +43,14 @@ pub struct ApiState {
     pub limiter: Arc<UserRateLimiter>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// How long an accepted token is trusted before asking the cluster again.
     pub token_cache_ttl: Duration,
     pub rate_limit: RateLimit,
+    /// Audiences a bearer token must be valid for (TokenReview `spec.audiences`); empty:
+    /// the management cluster's API server audiences.
+    pub token_audiences: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +58,7 @@ impl Default for ApiConfig {
         Self {
             token_cache_ttl: Duration::from_secs(30),
             rate_limit: RateLimit::default(),
+            token_audiences: Vec::new(),
         }
     }
 }
@@ -70,7 +74,11 @@ impl ApiState {
         Self {
             river,
             pool,
-            tokens: Arc::new(TokenReviewer::new(client, config.token_cache_ttl)),
+            tokens: Arc::new(TokenReviewer::new(
+                client,
+                config.token_cache_ttl,
+                config.token_audiences,
+            )),
             limiter: Arc::new(UserRateLimiter::new(config.rate_limit)),
         }
     }

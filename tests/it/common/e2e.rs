@@ -228,6 +228,7 @@ impl Env {
                 ..worker_options()
             }),
             cluster_write_concurrency: 5,
+            audit_anchor_interval: Duration::from_secs(1),
         };
         let client = self.sim.kube_client("admin").unwrap();
         let pools = pools(&self.db.url);

@@ -74,9 +74,26 @@ impl Api {
         request_id: Option<&str>,
         body: Option<&str>,
     ) -> Answer {
+        let token = user.map(|user| self.sim.token(user).unwrap().to_string());
+        self.send(token.as_deref(), method, path, request_id, body)
+            .await
+    }
+
+    /// A call with `token` as the bearer token, whoever it belongs to (if anybody).
+    pub async fn call_with_token(&self, token: &str, method: Method, path: &str) -> Answer {
+        self.send(Some(token), method, path, None, None).await
+    }
+
+    async fn send(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        request_id: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
-        if let Some(user) = user {
-            let token = self.sim.token(user).unwrap();
+        if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         if let Some(id) = request_id {
