@@ -134,6 +134,9 @@ impl ApiClient {
             None => None,
         };
         config.accept_invalid_certs = cli.insecure_skip_tls_verify;
+        // kube retries 429, 503 and 504 up to 15 times with backoff: minutes of silence for a
+        // command line. The answer (and its Retry-After) goes to the user instead.
+        config.default_retry = false;
         let client = kube::Client::try_from(config)
             .map_err(|e| Failure::other(format!("building the HTTP client: {e}")))?;
         Ok(Self { client })

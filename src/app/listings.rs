@@ -11,7 +11,7 @@ use crate::db::audit::{AuditFilter, AuditRow};
 use crate::db::catalog::OrphanRow;
 use crate::db::rbac::BindingListRow;
 use crate::db::services::InventoryRow;
-use crate::db::tickets::{TicketFilter, TicketListRow};
+use crate::db::tickets::{TicketFilter, TicketListRow, TicketVisibility};
 use crate::db::vms::{VmFilter, VmListRow, VmSummary};
 use crate::domain::Environment;
 use crate::domain::permissions::{Permission, Scope};
@@ -108,6 +108,43 @@ pub fn awaits_decision_by(viewer: &Viewer, t: &TicketListRow) -> bool {
         )
 }
 
+/// [`sees_ticket`] (or, `awaiting`, [`awaits_decision_by`]) as a filter the database applies:
+/// the (System, environment) pairs the caller may see or decide, worked out from the rules
+/// for every System, so a listing reads only visible rows.
+fn ticket_visibility(
+    viewer: &Viewer,
+    systems: &[(Uuid, String)],
+    awaiting: bool,
+) -> TicketVisibility {
+    let permissions: &[Permission] = if awaiting {
+        &[Permission::ApprovalApprove]
+    } else {
+        &[
+            Permission::ApprovalView,
+            Permission::ApprovalApprove,
+            Permission::VmRead,
+        ]
+    };
+    let mut visibility = TicketVisibility {
+        requester: (!awaiting).then(|| viewer.caller.username.clone()),
+        excluded_requester: awaiting.then(|| viewer.caller.username.clone()),
+        ..TicketVisibility::default()
+    };
+    for (id, name) in systems {
+        let system = system_ref(*id, name);
+        for env in Environment::ALL {
+            if permissions
+                .iter()
+                .any(|p| viewer.allows(*p, Some(&system), Some(env)))
+            {
+                visibility.system_ids.push(*id);
+                visibility.environments.push(env.as_str().to_string());
+            }
+        }
+    }
+    visibility
+}
+
 pub async fn tickets(
     pool: &PgPool,
     caller: &Caller,
@@ -116,7 +153,14 @@ pub async fn tickets(
     after: Option<TimeKey>,
     limit: usize,
 ) -> Result<Page<TicketListRow, TimeKey>, AppError> {
-    let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
+    let mut conn = pool.acquire().await?;
+    let viewer = Viewer::load(&mut conn, caller).await?;
+    let systems = db::services::all_system_names(&mut conn).await?;
+    drop(conn);
+    let filter = TicketFilter {
+        visible_to: Some(ticket_visibility(&viewer, &systems, awaiting_me)),
+        ..filter
+    };
     visible_page(
         limit,
         after,

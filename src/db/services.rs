@@ -413,3 +413,15 @@ pub async fn names_for_vm(
     .fetch_optional(conn)
     .await
 }
+
+/// Every System ever registered (deleted ones too: their tickets remain), as (id, name).
+pub async fn all_system_names(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid, String)>> {
+    Ok(
+        sqlx::query!("SELECT id, name FROM systems ORDER BY name, id")
+            .fetch_all(conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect(),
+    )
+}

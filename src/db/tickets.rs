@@ -258,6 +258,19 @@ pub struct TicketFilter {
     pub environment: Option<String>,
     pub requester: Option<String>,
     pub operation: Option<String>,
+    /// Only tickets this caller may see; None: all (for callers that checked already).
+    pub visible_to: Option<TicketVisibility>,
+}
+
+/// Which tickets a caller sees, as the database can filter them: their own (when
+/// `requester` is set, not `excluded_requester`) and those of the (System, environment)
+/// pairs listed.
+#[derive(Debug, Clone, Default)]
+pub struct TicketVisibility {
+    pub requester: Option<String>,
+    pub excluded_requester: Option<String>,
+    pub system_ids: Vec<Uuid>,
+    pub environments: Vec<String>,
 }
 
 /// Up to `limit` tickets after the key `(created_at, id)`, oldest first. Keyset order keeps
@@ -269,6 +282,7 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<TicketListRow>> {
     let (after_at, after_id) = after.unzip();
+    let visibility = filter.visible_to.as_ref();
     sqlx::query_as!(
         TicketListRow,
         r#"SELECT t.id, t.operation, t.status, t.requester, t.environment, sys.id AS system_id,
@@ -289,6 +303,10 @@ pub async fn list(
              AND ($5::text IS NULL OR t.operation = $5)
              AND ($6::timestamptz IS NULL OR (t.created_at, t.id) > ($6, $7::uuid))
              AND ($9::uuid IS NULL OR t.id = $9)
+             AND (NOT $10::bool OR t.requester = $11::text
+                  OR EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::text[]) AS v(system_id, environment)
+                             WHERE v.system_id = sys.id AND v.environment = t.environment))
+             AND ($14::text IS NULL OR t.requester <> $14)
            ORDER BY t.created_at, t.id
            LIMIT $8"#,
         filter.status,
@@ -299,7 +317,12 @@ pub async fn list(
         after_at,
         after_id,
         limit,
-        filter.id
+        filter.id,
+        visibility.is_some(),
+        visibility.and_then(|v| v.requester.as_deref()),
+        visibility.map_or(&[][..], |v| &v.system_ids[..]),
+        visibility.map_or(&[][..], |v| &v.environments[..]),
+        visibility.and_then(|v| v.excluded_requester.as_deref()),
     )
     .fetch_all(conn)
     .await

@@ -434,21 +434,18 @@ async fn an_exhausted_api_pool_leaves_the_other_components_working(
     for _ in 0..shepherd::db::PoolSizes::for_workers(4).api.max_connections {
         held.push(api_pool.acquire().await.unwrap());
     }
-    eprintln!("STAGE {:?}", std::time::Instant::now());
     let (code, _, err) = env.plugin("bob", &["pending"]).await;
     assert_ne!(code, 0, "the REST API has no connection left: {err}");
+    assert!(err.contains("unavailable"), "{err}");
 
-    eprintln!("STAGE {:?}", std::time::Instant::now());
     request_and_approve(&env, "alice", "r1", "team-a", 1).await;
     let done = settled(&env, "r1").await;
     assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
 
-    eprintln!("STAGE {:?}", std::time::Instant::now());
     drop(held);
     let (code, _, err) = env.plugin("bob", &["pending"]).await;
     assert_eq!(code, 0, "the REST API answers again: {err}");
 
-    eprintln!("STAGE {:?}", std::time::Instant::now());
     // The anchor follows the chain's head; the chain verifies against it.
     let mut anchor = None;
     for _ in 0..100 {

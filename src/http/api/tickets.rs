@@ -107,6 +107,7 @@ pub async fn list(
         environment: known::<Environment>("environment", q.environment)?,
         requester: q.requester,
         operation: known::<Operation>("type", q.operation)?,
+        visible_to: None,
     };
     let page = listings::tickets(
         &state.pool,
