@@ -510,3 +510,72 @@ async fn unauthenticated_calls_are_limited_per_address(
     let known = api.get("alice", "/api/v1/tickets").await;
     assert_eq!(known.status, StatusCode::OK, "{}", known.text);
 }
+
+/// Ticket listings read only rows the caller may see: the database filters them, rather
+/// than the whole table being read and filtered afterwards.
+#[sqlx::test(migrations = false)]
+async fn the_database_filters_ticket_visibility(opts: PgPoolOptions, connect: PgConnectOptions) {
+    use shepherd::db::tickets::{TicketFilter, TicketVisibility, list};
+    let t = setup(opts, connect).await;
+    pending(&t.pool, 1).await;
+    let mut conn = t.pool.acquire().await.unwrap();
+    let all = list(&mut conn, &TicketFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    let only = |visibility: TicketVisibility| TicketFilter {
+        visible_to: Some(visibility),
+        ..TicketFilter::default()
+    };
+    let stranger = TicketVisibility {
+        requester: Some("mallory".into()),
+        ..TicketVisibility::default()
+    };
+    assert!(
+        list(&mut conn, &only(stranger), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let requester = TicketVisibility {
+        requester: Some("alice".into()),
+        ..TicketVisibility::default()
+    };
+    assert_eq!(
+        list(&mut conn, &only(requester), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let approver = |environment: &str| TicketVisibility {
+        system_ids: vec![all[0].system_id],
+        environments: vec![environment.into()],
+        excluded_requester: Some("bob".into()),
+        ..TicketVisibility::default()
+    };
+    assert_eq!(
+        list(&mut conn, &only(approver("test")), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        list(&mut conn, &only(approver("prod")), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let own = TicketVisibility {
+        excluded_requester: Some("alice".into()),
+        ..approver("test")
+    };
+    assert!(
+        list(&mut conn, &only(own), None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not one's own"
+    );
+}
