@@ -72,3 +72,48 @@ pub async fn deletion_actor(pool: &PgPool, uid: &str, fallback: &str) -> Result<
         .await?
         .unwrap_or_else(|| fallback.to_string()))
 }
+
+/// The SHA-256 of a spec as its typed value serializes (maps sorted): the same for the
+/// object admission saw and the one the reconciler reads.
+pub fn spec_sha256<T: serde::Serialize>(spec: &T) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_value(spec)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Records who created or changed a catalog object's spec.
+pub async fn record_catalog_change(
+    pool: &PgPool,
+    kind: &str,
+    name: &str,
+    spec_sha256: &str,
+    changed_by: &str,
+) -> Result<(), AppError> {
+    let mut conn = pool.acquire().await?;
+    db::stamps::record_catalog_change(&mut conn, kind, name, spec_sha256, changed_by).await?;
+    Ok(())
+}
+
+/// The actor of a catalog change's audit rows: who admission saw making the spec what it
+/// is, or `fallback` (the controller) when nobody was recorded.
+pub async fn catalog_change_actor<T: serde::Serialize>(
+    pool: &PgPool,
+    kind: &str,
+    name: &str,
+    spec: &T,
+    fallback: &str,
+) -> Result<String, AppError> {
+    let mut conn = pool.acquire().await?;
+    let author =
+        db::stamps::catalog_change_author(&mut conn, kind, name, &spec_sha256(spec)).await?;
+    Ok(author.unwrap_or_else(|| {
+        tracing::warn!(
+            kind,
+            name,
+            "no admission record of who made this spec; audited as the controller"
+        );
+        fallback.to_string()
+    }))
+}

@@ -146,6 +146,20 @@ pub async fn reconcile_template(
     mirrored(obj, ctx, CatalogKind::VmTemplate, apply_template).await
 }
 
+/// Who made the object's spec what it is, as admission recorded it (else the controller).
+async fn change_actor<K: Resource, T: serde::Serialize>(
+    ctx: &Context,
+    kind: &str,
+    obj: &K,
+    spec: &T,
+) -> Result<String, ReconcileError> {
+    let name = obj.meta().name.clone().unwrap_or_default();
+    Ok(
+        crate::app::stamps::catalog_change_actor(&ctx.pool, kind, &name, spec, CONTROLLER_ACTOR)
+            .await?,
+    )
+}
+
 async fn remove_from_catalog<K>(
     ctx: &Context,
     api: &Api<K>,
@@ -167,7 +181,7 @@ async fn apply_namespace(
     let ctx = ctx.as_ref();
     let result = catalog::register_namespace(
         &ctx.pool,
-        CONTROLLER_ACTOR,
+        &change_actor(ctx, "VmNamespace", obj.as_ref(), &obj.spec).await?,
         &obj.name_any(),
         &obj.spec,
         &uid_of(obj.as_ref())?,
@@ -181,7 +195,7 @@ async fn apply_cluster(obj: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, R
     let name = obj.name_any();
     let result = catalog::register_cluster(
         &ctx.pool,
-        CONTROLLER_ACTOR,
+        &change_actor(ctx, "Cluster", obj.as_ref(), &obj.spec).await?,
         &name,
         &obj.spec,
         &uid_of(obj.as_ref())?,
@@ -411,7 +425,7 @@ async fn apply_instance_size(
     let ctx = ctx.as_ref();
     let result = catalog::register_instance_size(
         &ctx.pool,
-        CONTROLLER_ACTOR,
+        &change_actor(ctx, "InstanceSize", obj.as_ref(), &obj.spec).await?,
         &obj.name_any(),
         &obj.spec,
         &uid_of(obj.as_ref())?,
@@ -425,7 +439,7 @@ async fn apply_template(obj: Arc<VmTemplate>, ctx: Arc<Context>) -> Result<Actio
     let previous = obj.status.as_ref().and_then(|s| s.current_version);
     let result = catalog::register_template(
         &ctx.pool,
-        CONTROLLER_ACTOR,
+        &change_actor(ctx, "VmTemplate", obj.as_ref(), &obj.spec).await?,
         &obj.name_any(),
         &obj.spec,
         &uid_of(obj.as_ref())?,

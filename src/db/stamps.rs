@@ -1,5 +1,6 @@
 //! What admission records for the reconcilers: the nonces of identity stamps (one-time,
-//! claimed by the first object uid) and who asked to delete an object.
+//! claimed by the first object uid), who asked to delete an object, and who changed a
+//! catalog object's spec.
 
 use sqlx::PgConnection;
 
@@ -97,6 +98,44 @@ pub async fn deleted_by(conn: &mut PgConnection, uid: &str) -> sqlx::Result<Opti
     sqlx::query_scalar!(
         "SELECT deleted_by FROM object_deletions WHERE object_uid = $1",
         uid
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that `changed_by` created or changed the spec (by its SHA-256) of a catalog object.
+pub async fn record_catalog_change(
+    conn: &mut PgConnection,
+    kind: &str,
+    name: &str,
+    spec_sha256: &str,
+    changed_by: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO catalog_changes (kind, name, spec_sha256, changed_by) VALUES ($1, $2, $3, $4)",
+        kind,
+        name,
+        spec_sha256,
+        changed_by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Who most recently made a catalog object's spec what it is now, if admission recorded it.
+pub async fn catalog_change_author(
+    conn: &mut PgConnection,
+    kind: &str,
+    name: &str,
+    spec_sha256: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT changed_by FROM catalog_changes
+         WHERE kind = $1 AND name = $2 AND spec_sha256 = $3 ORDER BY id DESC LIMIT 1",
+        kind,
+        name,
+        spec_sha256
     )
     .fetch_optional(conn)
     .await

@@ -339,6 +339,39 @@ async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
     .await
     .unwrap();
     assert_eq!(actors, ["bob", "alice"]);
+
+    // Catalog changes and deletions were audited as the controller; now as the person.
+    let catalog_actors: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT actor FROM audit_log
+         WHERE action IN ('namespace.register', 'cluster.register', 'instance_size.update',
+                          'template.version')",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(catalog_actors, ["admin"]);
+    let tiny = "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: InstanceSize\n\
+                metadata: {name: tiny}\nspec: {cpu: {cores: 1}, memory: {mib: 512}, disk: {minGiB: 1, maxGiB: 10}}\n";
+    env.kubectl_ok("admin", &["apply", "-f", "-"], Some(tiny))
+        .await;
+    env.wait_for("instancesizes", None, "tiny", |o| {
+        o.pointer("/status/phase") == Some(&json!("Ready"))
+    })
+    .await;
+    env.kubectl_ok("admin", &["delete", "instancesize", "tiny"], None)
+        .await;
+    env.wait_gone("instancesizes", None, "tiny").await;
+    let tiny_actors: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor FROM audit_log WHERE resource_name = 'tiny' ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    assert!(tiny_actors.len() >= 2, "{tiny_actors:?}");
+    assert!(
+        tiny_actors.iter().all(|(_, actor)| actor == "admin"),
+        "{tiny_actors:?}"
+    );
 }
 
 /// A stamp copied from a deleted object onto one recreated under the same name (the

@@ -89,6 +89,31 @@ fn spec_of<T: serde::de::DeserializeOwned>(object: Option<&Value>) -> Result<T, 
     })
 }
 
+/// The spec hash of a catalog object being created, or updated with a different spec
+/// (metadata and status writes change nothing); None for other kinds.
+fn catalog_spec_change(input: &AdmissionInput) -> Result<Option<String>, AppError> {
+    use crate::crd::{cluster, instance_size, vm_namespace, vm_template};
+    fn sha<T: serde::de::DeserializeOwned + serde::Serialize>(
+        object: Option<&Value>,
+    ) -> Result<String, AppError> {
+        Ok(stamps::spec_sha256(&spec_of::<T>(object)?))
+    }
+    let hash = |object: Option<&Value>| -> Result<Option<String>, AppError> {
+        Ok(Some(match input.kind.as_str() {
+            "Cluster" => sha::<cluster::ClusterSpec>(object)?,
+            "VmNamespace" => sha::<vm_namespace::VmNamespaceSpec>(object)?,
+            "InstanceSize" => sha::<instance_size::InstanceSizeSpec>(object)?,
+            "VmTemplate" => sha::<vm_template::VmTemplateSpec>(object)?,
+            _ => return Ok(None),
+        }))
+    };
+    let new = hash(input.object.as_ref())?;
+    if input.operation == Operation::Update && new == hash(input.old_object.as_ref())? {
+        return Ok(None);
+    }
+    Ok(new)
+}
+
 /// The ticket id the mutating webhook stamped on an Approval.
 fn stamped_approval_ticket(object: Option<&Value>) -> Option<uuid::Uuid> {
     let target = object?
@@ -325,6 +350,20 @@ impl ShepherdPolicy {
             && let Some(kind) = CatalogKind::from_kind(&input.kind)
         {
             check_removal(&mut conn, kind, &input.name).await?;
+        }
+        // The reconciler audits a catalog change in the name of whoever made it.
+        if matches!(input.operation, Operation::Create | Operation::Update)
+            && !input.dry_run
+            && let Some(sha) = catalog_spec_change(input)?
+        {
+            stamps::record_catalog_change(
+                &self.pool,
+                &input.kind,
+                &input.name,
+                &sha,
+                &caller.username,
+            )
+            .await?;
         }
         // The reconciler's clean-up names whoever asked for the deletion in its audit rows.
         if input.operation == Operation::Delete && !input.dry_run {
