@@ -151,13 +151,7 @@ impl TokenReviewer {
             })?;
         let status = answer.status.unwrap_or_default();
         let user = status.user.unwrap_or_default();
-        // With audiences asked for, the answer lists those the token is valid for.
-        let audience_ok = self.audiences.is_empty()
-            || status
-                .audiences
-                .as_ref()
-                .is_some_and(|valid| valid.iter().any(|a| self.audiences.contains(a)));
-        if !audience_ok {
+        if !audience_accepted(&self.audiences, status.audiences.as_deref()) {
             return Ok(Err(format!(
                 "the bearer token is not valid for this API's audiences {:?}",
                 self.audiences
@@ -174,6 +168,12 @@ impl TokenReviewer {
             )),
         })
     }
+}
+
+/// With audiences asked for, the TokenReview answer lists those the token is valid for; one
+/// of ours must be among them. Without, the API server's own audiences were checked.
+fn audience_accepted(wanted: &[String], valid: Option<&[String]>) -> bool {
+    wanted.is_empty() || valid.is_some_and(|valid| valid.iter().any(|a| wanted.contains(a)))
 }
 
 /// Requests per second and burst, per user.
@@ -249,6 +249,25 @@ impl FromRequestParts<ApiState> for Authenticated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_must_be_valid_for_one_of_the_configured_audiences() {
+        let wanted = ["shepherd".to_string()];
+        assert!(audience_accepted(&[], None), "no audiences configured");
+        assert!(audience_accepted(
+            &wanted,
+            Some(&["shepherd".into(), "x".into()])
+        ));
+        assert!(!audience_accepted(
+            &wanted,
+            Some(&["https://kubernetes.default.svc".into()])
+        ));
+        assert!(!audience_accepted(&wanted, Some(&[])));
+        assert!(
+            !audience_accepted(&wanted, None),
+            "an answer without audiences is refused"
+        );
+    }
 
     #[test]
     fn the_verdict_cache_never_grows_past_its_bound() {
