@@ -34,12 +34,21 @@ export DATABASE_URL="${base_url%/*}/shepherd_demo"
 "$shepherd" seed --bootstrap-admin user:admin
 "$shepherd" bind --subject user:alice --role operator --env test
 "$shepherd" bind --subject group:approvers --role approver --env test,prod
-# `shepherd run` connects as a login role with the application's grants only: not the
-# superuser that ran the migrations, which could rewrite the audit log whole.
-"$psql_bin" "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shepherd_runner') THEN
-    CREATE ROLE shepherd_runner LOGIN IN ROLE shepherd_app; END IF; END \$\$"
-run_url=$(printf '%s' "$DATABASE_URL" | sed 's#//postgres@#//shepherd_runner@#')
+# `shepherd run` connects as a login role with the application's grants only, not as the
+# superuser that ran the migrations (which could rewrite the audit log whole). On the
+# embedded PostgreSQL that role needs no password; on a database of your own, the demo runs
+# as your user and says so.
+run_flags=()
+if printf '%s' "$DATABASE_URL" | grep -q '^postgres://postgres@127\.0\.0\.1:'; then
+  "$psql_bin" "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shepherd_runner') THEN
+      CREATE ROLE shepherd_runner LOGIN IN ROLE shepherd_app; END IF; END \$\$"
+  run_url=$(printf '%s' "$DATABASE_URL" | sed 's#//postgres@#//shepherd_runner@#')
+else
+  echo "demo: running shepherd as the migrating user of your database (--allow-privileged-database-user)"
+  run_url=$DATABASE_URL
+  run_flags=(--allow-privileged-database-user)
+fi
 
 say "a simulated management cluster (users: admin, alice, bob)"
 "$sim" up --out "$demo/sim" --user alice:dev --user bob:approvers >"$demo/sim.log" 2>&1 &
@@ -69,7 +78,7 @@ api_port=$(free_port)
 head -c 32 /dev/urandom >"$demo/identity.key"
 DATABASE_URL="$run_url" KUBECONFIG="$demo/sim/management/admin.kubeconfig" "$shepherd" run \
   --webhook-addr "127.0.0.1:$port" --webhook-cert "$demo/certs/tls.crt" --webhook-key "$demo/certs/tls.key" \
-  --api-addr "127.0.0.1:$api_port" --health-addr 127.0.0.1:0 --identity-key-file "$demo/identity.key" --instance demo >"$demo/shepherd.log" 2>&1 &
+  --api-addr "127.0.0.1:$api_port" --health-addr 127.0.0.1:0 --identity-key-file "$demo/identity.key" --instance demo "${run_flags[@]}" >"$demo/shepherd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q '^run: ready' "$demo/shepherd.log" && break; sleep 0.1; done
 grep -q '^run: ready' "$demo/shepherd.log" || die "shepherd run did not start: $(cat "$demo/shepherd.log")"

@@ -31,16 +31,17 @@ pub async fn record_scan(
         last_scan_at: None,
     };
     db::catalog::record_scan(&mut tx, cluster_id, &new).await?;
-    let audit = |action: &str, details| {
+    let cluster_entry = |action: &str, details| {
         AuditEntry::new(action, PROBE_ACTOR, "cluster", cluster_id, cluster).details(details)
     };
+    let mut audit = Vec::new();
     if old.scan_suspect != new.scan_suspect {
         let details = json!({"suspect": new.scan_suspect.is_some(), "why": new.scan_suspect});
-        db::audit::append(&mut tx, &audit("cluster.suspect", details)).await?;
+        audit.push(cluster_entry("cluster.suspect", details));
     }
     if db::catalog::replace_orphans(&mut tx, cluster_id, &verdict.orphans).await? {
         let details = json!({"orphans": verdict.orphans});
-        db::audit::append(&mut tx, &audit("cluster.orphans", details)).await?;
+        audit.push(cluster_entry("cluster.orphans", details));
     }
     let drifted: Vec<String> = verdict
         .drifted
@@ -50,12 +51,14 @@ pub async fn record_scan(
     db::vms::clear_drift_except(&mut tx, cluster_id, &drifted).await?;
     for (name, managers) in &verdict.drifted {
         if let Some(vm_id) = db::vms::set_drifted_by(&mut tx, cluster_id, name, managers).await? {
-            let entry = AuditEntry::new("vm.drift", PROBE_ACTOR, "vm", vm_id, name)
-                .parent("cluster", cluster_id)
-                .details(json!({"fieldManagers": managers}));
-            db::audit::append(&mut tx, &entry).await?;
+            audit.push(
+                AuditEntry::new("vm.drift", PROBE_ACTOR, "vm", vm_id, name)
+                    .parent("cluster", cluster_id)
+                    .details(json!({"fieldManagers": managers})),
+            );
         }
     }
+    db::audit::append_all(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -1,6 +1,8 @@
 //! Use cases. Each owns its transaction: it begins, calls `db` functions with the one
 //! connection, and commits, so what must be atomic is decided in one visible place. No
-//! Kubernetes call is made while a transaction is open.
+//! Kubernetes call is made while a transaction is open. Its audit rows are appended last,
+//! after every other write and right before commit, because `db::audit::append` locks the
+//! chain head every writer shares: one lock order everywhere, the head held briefly.
 
 pub mod access;
 pub mod admission;

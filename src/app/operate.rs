@@ -64,7 +64,7 @@ pub enum Begin {
 /// another operation on the same VM is executing: operations on one VM run one at a time.
 pub async fn begin(pool: &PgPool, ticket_id: Uuid) -> Result<Begin, AppError> {
     let mut tx = pool.begin().await?;
-    // Lock order everywhere: ticket, then VM, then the audit chain.
+    // Lock order everywhere: ticket, then VM, then (last, before commit) the audit chain.
     if db::tickets::lock_status(&mut tx, ticket_id)
         .await?
         .is_none()
@@ -95,6 +95,7 @@ pub async fn begin(pool: &PgPool, ticket_id: Uuid) -> Result<Begin, AppError> {
     if status == TicketStatus::Approved {
         db::tickets::advance(&mut tx, ticket_id, "Approved", "Executing", None).await?;
         ticket_event(&mut tx, ticket_id, TicketStatus::Executing).await?;
+        db::tickets::notify_changed(&mut tx, ticket_id).await?;
         db::audit::append(
             &mut tx,
             &operating
@@ -105,7 +106,6 @@ pub async fn begin(pool: &PgPool, ticket_id: Uuid) -> Result<Begin, AppError> {
                 })),
         )
         .await?;
-        db::tickets::notify_changed(&mut tx, ticket_id).await?;
     }
     tx.commit().await?;
     Ok(Begin::Operate(Box::new(operating)))
@@ -152,8 +152,8 @@ pub async fn record_step(
     let mut tx = pool.begin().await?;
     db::tickets::lock_status(&mut tx, op.target.ticket_id).await?;
     db::tickets::merge_result(&mut tx, op.target.ticket_id, &fields).await?;
-    db::audit::append(&mut tx, &op.audit(&op.action(step)).details(fields.clone())).await?;
     vm_event(&mut tx, op, step, "Processing", &fields).await?;
+    db::audit::append(&mut tx, &op.audit(&op.action(step)).details(fields)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -297,8 +297,8 @@ pub async fn record_success(
     }
     ticket_event(conn, ticket_id, TicketStatus::Succeeded).await?;
     vm_event(conn, op, "succeeded", "Completed", &result).await?;
-    db::audit::append(conn, &op.audit(&op.action("succeeded")).details(result)).await?;
     db::tickets::notify_changed(conn, ticket_id).await?;
+    db::audit::append(conn, &op.audit(&op.action("succeeded")).details(result)).await?;
     Ok(())
 }
 
@@ -356,7 +356,7 @@ pub async fn record_failure(
     let details = json!({"reason": reason, "message": message});
     ticket_event(conn, ticket_id, TicketStatus::Failed).await?;
     vm_event(conn, op, "failed", "Failed", &details).await?;
-    db::audit::append(conn, &op.audit(&op.action("failed")).details(details)).await?;
     db::tickets::notify_changed(conn, ticket_id).await?;
+    db::audit::append(conn, &op.audit(&op.action("failed")).details(details)).await?;
     Ok(())
 }

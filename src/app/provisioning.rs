@@ -159,19 +159,16 @@ pub async fn record_applied(
         db::vms::set_k8s_uid(conn, target.id, uid).await?;
     }
     let revised = db::vms::append_revision_if_changed(conn, target.id, spec, "provisioned").await?;
-    db::audit::append(
-        conn,
-        &vm_audit("vm.provision.applied", target).details(json!({
-            "cluster": target.cluster, "namespace": target.namespace, "uid": k8s_uid,
-            "newRevision": revised,
-        })),
-    )
-    .await?;
+    let mut audit = vec![vm_audit("vm.provision.applied", target).details(json!({
+        "cluster": target.cluster, "namespace": target.namespace, "uid": k8s_uid,
+        "newRevision": revised,
+    }))];
     if moved {
         vm_event(conn, target.id, next, None).await?;
     }
-    settle_ticket(conn, target.ticket_id, &target.environment).await?;
+    settle_ticket(conn, target.ticket_id, &target.environment, &mut audit).await?;
     db::tickets::notify_changed(conn, target.ticket_id).await?;
+    db::audit::append_all(conn, &audit).await?;
     Ok(())
 }
 
@@ -202,14 +199,10 @@ pub async fn record_failure(
     if !failed {
         return Ok(());
     }
-    db::audit::append(
-        conn,
-        &vm_audit("vm.provision.failed", target).details(json!({
-            "cluster": target.cluster, "namespace": target.namespace,
-            "reason": reason, "error": message,
-        })),
-    )
-    .await?;
+    let mut audit = vec![vm_audit("vm.provision.failed", target).details(json!({
+        "cluster": target.cluster, "namespace": target.namespace,
+        "reason": reason, "error": message,
+    }))];
     vm_event(conn, target.id, VmState::Failed, Some(reason)).await?;
     // A failure before the ticket started executing still ends it.
     db::tickets::advance(
@@ -220,8 +213,9 @@ pub async fn record_failure(
         None,
     )
     .await?;
-    settle_ticket(conn, target.ticket_id, &target.environment).await?;
+    settle_ticket(conn, target.ticket_id, &target.environment, &mut audit).await?;
     db::tickets::notify_changed(conn, target.ticket_id).await?;
+    db::audit::append_all(conn, &audit).await?;
     Ok(())
 }
 
@@ -259,11 +253,13 @@ async fn vm_event(
 
 /// Moves an executing create ticket to its outcome once every VM is final (Succeeded,
 /// Failed or PartiallySucceeded). The ticket row is locked first so that two VMs settling
-/// at once cannot both miss the other's change.
+/// at once cannot both miss the other's change. The outcome's audit row is pushed onto
+/// `audit`, for the caller to append after its last other write.
 pub async fn settle_ticket(
     conn: &mut PgConnection,
     ticket_id: Uuid,
     environment: &str,
+    audit: &mut Vec<AuditEntry>,
 ) -> Result<Option<TicketStatus>, AppError> {
     let Some(status) = db::tickets::lock_status(conn, ticket_id).await? else {
         return Ok(None);
@@ -312,9 +308,8 @@ pub async fn settle_ticket(
         return Ok(None);
     }
     ticket_event(conn, ticket_id, outcome).await?;
-    db::audit::append(
-        conn,
-        &AuditEntry::new(
+    audit.push(
+        AuditEntry::new(
             &format!("ticket.{}", snake(outcome.as_str())),
             PROVISIONER,
             "ticket",
@@ -323,8 +318,7 @@ pub async fn settle_ticket(
         )
         .environment(environment)
         .details(json!({"vms": vms.len(), "failed": failed})),
-    )
-    .await?;
+    );
     Ok(Some(outcome))
 }
 
@@ -378,6 +372,7 @@ pub async fn record_observation(
         return Ok(false);
     }
     let previous: VmState = parse_stored("vms.status", &row.status)?;
+    let mut audit = Vec::new();
     if previous != next.state {
         vm_event(&mut tx, row.id, next.state, next.reason.as_deref()).await?;
         let action = match next.state {
@@ -387,21 +382,20 @@ pub async fn record_observation(
             _ => None,
         };
         if let Some(action) = action {
-            db::audit::append(
-                &mut tx,
-                &AuditEntry::new(action, PROVISIONER, "vm", row.id, &row.name)
+            audit.push(
+                AuditEntry::new(action, PROVISIONER, "vm", row.id, &row.name)
                     .parent("ticket", row.ticket_id)
                     .environment(&row.environment)
                     .details(json!({
                         "from": previous.as_str(), "to": next.state.as_str(),
                         "reason": next.reason, "message": next.message, "node": next.node,
                     })),
-            )
-            .await?;
+            );
         }
-        settle_ticket(&mut tx, row.ticket_id, &row.environment).await?;
+        settle_ticket(&mut tx, row.ticket_id, &row.environment, &mut audit).await?;
     }
     db::tickets::notify_changed(&mut tx, row.ticket_id).await?;
+    db::audit::append_all(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -460,6 +454,7 @@ pub async fn record_deleted(
         &json!({"vm_id": vm_id, "state": "Deleted"}),
     )
     .await?;
+    db::tickets::notify_changed(conn, ticket_id).await?;
     db::audit::append(
         conn,
         &AuditEntry::new("vm.deleted", PROVISIONER, "vm", vm_id, vm_name)
@@ -467,6 +462,5 @@ pub async fn record_deleted(
             .environment(environment),
     )
     .await?;
-    db::tickets::notify_changed(conn, ticket_id).await?;
     Ok(true)
 }

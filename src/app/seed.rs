@@ -82,6 +82,8 @@ pub async fn run(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, AppEr
     let mut tx = pool.begin().await?;
     // One seeder at a time: replicas starting together must not race on "insert if absent".
     db::advisory_xact_lock(&mut tx, SEED_LOCK).await?;
+    // Every change's audit row, appended after the last other write (`db::audit::append`).
+    let mut audit = Vec::new();
 
     for p in Permission::ALL {
         if db::rbac::insert_permission(&mut tx, p.as_str(), &permission_description(p)).await? {
@@ -99,12 +101,10 @@ pub async fn run(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, AppEr
             for p in &defaults {
                 db::rbac::grant(&mut tx, role.name(), p).await?;
             }
-            db::audit::append(
-                &mut tx,
-                &AuditEntry::new("role.create", SEED_ACTOR, "role", role.name(), role.name())
+            audit.push(
+                AuditEntry::new("role.create", SEED_ACTOR, "role", role.name(), role.name())
                     .details(json!({"permissions": defaults, "builtin": true})),
-            )
-            .await?;
+            );
             report.roles_added.push(role.name().to_string());
             continue;
         }
@@ -137,17 +137,21 @@ pub async fn run(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, AppEr
         }
     }
 
-    sync_bootstrap_admins(&mut tx, &config.bootstrap_admins, &mut report).await?;
+    sync_bootstrap_admins(&mut tx, &config.bootstrap_admins, &mut report, &mut audit).await?;
+    db::audit::append_all(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(report)
 }
 
 const SEED_LOCK: i64 = 0x5348_4550_5345_4544; // "SHEPSEED"
 
+/// Grants and revokes the bootstrap admins' bindings; each change's audit row is pushed onto
+/// `audit`, for the caller to append last.
 async fn sync_bootstrap_admins(
     conn: &mut sqlx::PgConnection,
     admins: &[Subject],
     report: &mut SeedReport,
+    audit: &mut Vec<AuditEntry>,
 ) -> Result<(), AppError> {
     let all_envs: Vec<String> = Environment::ALL
         .iter()
@@ -164,15 +168,13 @@ async fn sync_bootstrap_admins(
             created_by: SEED_ACTOR,
         };
         if let Some(id) = db::rbac::insert_role_binding(conn, &binding).await? {
-            db::audit::append(
-                conn,
-                &AuditEntry::new("role.assign", SEED_ACTOR, "role_binding", id, role).details(
+            audit.push(
+                AuditEntry::new("role.assign", SEED_ACTOR, "role_binding", id, role).details(
                     json!({"subject_kind": subject.kind.as_str(), "subject": subject.name,
                            "scope": "global", "allowed_environments": all_envs,
                            "source": CONFIG_SOURCE}),
                 ),
-            )
-            .await?;
+            );
             report.admins_added.push(subject.clone());
         }
     }
@@ -195,9 +197,8 @@ async fn sync_bootstrap_admins(
             continue;
         }
         if db::rbac::delete_role_binding(conn, existing.id).await? {
-            db::audit::append(
-                conn,
-                &AuditEntry::new(
+            audit.push(
+                AuditEntry::new(
                     "role.revoke",
                     SEED_ACTOR,
                     "role_binding",
@@ -208,8 +209,7 @@ async fn sync_bootstrap_admins(
                     json!({"subject_kind": existing.subject_kind, "subject": existing.subject_name,
                                     "reason": "no longer in the bootstrap admin configuration"}),
                 ),
-            )
-            .await?;
+            );
             report.admins_revoked.push(subject);
         }
     }

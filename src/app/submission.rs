@@ -73,7 +73,8 @@ where
 }
 
 /// Records `draft` in `tx` and approves it there when the policy exempts it. A second
-/// pending ticket for the same VM and operation is refused with a conflict.
+/// pending ticket for the same VM and operation is refused with a conflict. The audit rows
+/// (the request's, then the approval's) are its last writes: the caller commits next.
 pub(crate) async fn record(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     river: &riverqueue::Client,
@@ -134,9 +135,8 @@ pub(crate) async fn record(
     )
     .await?;
     db::rbac::touch_subject(tx, &caller.subject()).await?;
-    db::audit::append(
-        tx,
-        &AuditEntry::new(
+    let mut audit = vec![
+        AuditEntry::new(
             action,
             &caller.username,
             "ticket",
@@ -147,8 +147,7 @@ pub(crate) async fn record(
         .environment(env.as_str())
         .details(json!({"request": draft.request, "reason": draft.reason,
                             "groups": caller.groups, "object": object})),
-    )
-    .await?;
+    ];
     let status = if needs_approval {
         TicketStatus::PendingApproval
     } else {
@@ -159,7 +158,7 @@ pub(crate) async fn record(
                     what: "ticket",
                     id: ticket_id.to_string(),
                 })?;
-        record_approval(
+        let (_, approval_audit) = record_approval(
             tx,
             river,
             Decider::Policy,
@@ -170,8 +169,10 @@ pub(crate) async fn record(
         )
         .await?
         .ok_or_else(|| AppError::Conflict(format!("ticket {ticket_id} was decided meanwhile")))?;
+        audit.extend(approval_audit);
         TicketStatus::Approved
     };
+    db::audit::append_all(tx, &audit).await?;
     Ok(Submission {
         ticket_id,
         status,

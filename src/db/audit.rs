@@ -94,6 +94,13 @@ impl AuditEntry {
 /// back transaction takes its row and the head update with it. Secret-like keys in the
 /// details are redacted before anything is hashed or stored. Inside [`with_request_id`],
 /// the details (an object) also get the request id, before hashing: it is part of the row.
+///
+/// Call it last in the transaction, after every other write (domain events included), right
+/// before commit: it locks the chain head, which every writer shares. A transaction that
+/// appended and then wrote another row could wait for that row while holding the head, and
+/// deadlock with one holding the row and waiting for the head; appending last also holds
+/// the head for the shortest time. Several appends in a row at the end are fine
+/// ([`append_all`]); a helper that writes collects its entries for the caller to append.
 pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result<i64> {
     let head = sqlx::query!("SELECT last_hash FROM audit_chain_head WHERE singleton FOR UPDATE")
         .fetch_one(&mut *conn)
@@ -142,6 +149,15 @@ pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> sqlx::Result
     .execute(&mut *conn)
     .await?;
     Ok(id)
+}
+
+/// Appends `entries` in order, each as [`append`] does: the audit rows a transaction
+/// collected while it wrote everything else, appended last.
+pub async fn append_all(conn: &mut PgConnection, entries: &[AuditEntry]) -> sqlx::Result<()> {
+    for entry in entries {
+        append(conn, entry).await?;
+    }
+    Ok(())
 }
 
 /// The recorded head of the chain: (newest id, its hash, row count).

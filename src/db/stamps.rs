@@ -140,3 +140,24 @@ pub async fn catalog_change_author(
     .fetch_optional(conn)
     .await
 }
+
+/// Deletes what admission recorded that no reconcile will ask for any more: nonces never
+/// claimed within a day (their create was refused after the webhook stamped it) and
+/// deletion records older than `days`. Claimed nonces stay: they are what refuses a stamp
+/// copied onto a recreated object. Returns the number of rows deleted.
+pub async fn prune(conn: &mut PgConnection, days: i32) -> sqlx::Result<u64> {
+    let stamps = sqlx::query!(
+        "DELETE FROM identity_stamps WHERE object_uid IS NULL AND issued_at < now() - interval '1 day'"
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let deletions = sqlx::query!(
+        "DELETE FROM object_deletions WHERE requested_at < now() - make_interval(days => $1)",
+        days
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(stamps + deletions)
+}

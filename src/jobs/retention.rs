@@ -1,5 +1,6 @@
 //! The `prune_events` worker: deletes domain events older than their retention, in batches
-//! so no statement holds many rows. Audit rows are never deleted; finished River jobs are
+//! so no statement holds many rows, and admission records no reconcile needs any more
+//! (unclaimed identity nonces, old deletion records). Audit rows are never deleted; finished River jobs are
 //! River's own cleaner's (`WorkerOptions::job_retention`).
 
 use crate::app::job_args::PruneEvents;
@@ -37,6 +38,10 @@ impl Worker<PruneEvents> for RetentionWorker {
         }
         if total > 0 {
             tracing::info!(deleted = total, days, "pruned old domain events");
+        }
+        let records = db::stamps::prune(&mut *self.pool.acquire().await?, days).await?;
+        if records > 0 {
+            tracing::info!(deleted = records, "pruned stale admission records");
         }
         Ok(WorkOutcome::Complete)
     }

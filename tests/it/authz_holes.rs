@@ -612,3 +612,34 @@ async fn the_database_filters_ticket_visibility(opts: PgPoolOptions, connect: Pg
         "not one's own"
     );
 }
+
+/// Admission records are pruned when no reconcile can need them, and claimed nonces (which
+/// refuse a copied stamp) are kept.
+#[sqlx::test(migrations = false)]
+async fn stale_admission_records_are_pruned(opts: PgPoolOptions, connect: PgConnectOptions) {
+    let t = setup(opts, connect).await;
+    sqlx::raw_sql(
+        "INSERT INTO identity_stamps (nonce, kind, name, username, issued_at, object_uid, claimed_at) VALUES
+           (repeat('a', 32), 'VmRequest', 'old-unclaimed', 'alice', now() - interval '2 days', NULL, NULL),
+           (repeat('b', 32), 'VmRequest', 'old-claimed', 'alice', now() - interval '2 days', 'uid-1', now()),
+           (repeat('c', 32), 'VmRequest', 'new-unclaimed', 'alice', now(), NULL, NULL);
+         INSERT INTO object_deletions (object_uid, kind, name, deleted_by, requested_at) VALUES
+           ('uid-old', 'VmRequest', 'r1', 'bob', now() - interval '40 days'),
+           ('uid-new', 'VmRequest', 'r2', 'bob', now());",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let mut conn = t.pool.acquire().await.unwrap();
+    assert_eq!(shepherd::db::stamps::prune(&mut conn, 30).await.unwrap(), 2);
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM identity_stamps ORDER BY name")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(names, ["new-unclaimed", "old-claimed"]);
+    let uids: Vec<String> = sqlx::query_scalar("SELECT object_uid FROM object_deletions")
+        .fetch_all(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(uids, ["uid-new"]);
+}

@@ -19,6 +19,7 @@ mod cli_logs;
 mod cli_pipe;
 mod db_audit;
 mod db_concurrency;
+mod db_lock_order;
 mod db_schema;
 mod db_seed;
 mod e2e_approvals;

@@ -1,8 +1,8 @@
 //! Deciding tickets with authority (docs/architecture.md#tickets-and-approval). Approval is
 //! one transaction: the decision, snapshots of the template version and instance size,
 //! final resources, one VM row per VM with its generated name and placement, one River job
-//! per VM, audit rows and domain events. Rejection creates no VM and no job. Of concurrent
-//! decisions one wins.
+//! per VM, domain events and, last, audit rows. Rejection creates no VM and no job. Of
+//! concurrent decisions one wins.
 
 use super::AppError;
 use super::access::{Caller, Check, SystemRef, authorize};
@@ -164,12 +164,13 @@ pub async fn approve(
     let env = authorize_decision(&mut tx, caller, &ticket).await?;
     ensure_pending(&mut tx, &ticket).await?;
     let decider = Decider::Person(&caller.username);
-    let Some(approved) =
+    let Some((approved, audit)) =
         record_approval(&mut tx, river, decider, &ticket, env, reason, overrides).await?
     else {
         drop(tx);
         return Err(super::tickets::lost_race(pool, ticket_id).await);
     };
+    db::audit::append_all(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(approved)
 }
@@ -178,6 +179,9 @@ pub async fn approve(
 /// every operation: the one approval path. None when the ticket was no longer pending (a
 /// concurrent decision won; the caller rolls back). Authorisation is the caller's job:
 /// `approve` checks the person; a policy-exempt ticket is approved as it is submitted.
+///
+/// The approval's audit rows are returned, not appended: the caller appends them after its
+/// last other write, right before commit (`db::audit::append` says why).
 pub(crate) async fn record_approval(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     river: &riverqueue::Client,
@@ -186,7 +190,7 @@ pub(crate) async fn record_approval(
     env: Environment,
     reason: &str,
     overrides: &Overrides,
-) -> Result<Option<Approved>, AppError> {
+) -> Result<Option<(Approved, Vec<AuditEntry>)>, AppError> {
     if ticket.operation == Operation::Create.as_str() {
         record_create_approval(tx, river, decider, ticket, env, reason, overrides).await
     } else if overrides != &Overrides::default() {
@@ -242,7 +246,8 @@ async fn mark_approved(
 }
 
 /// Approving a create ticket: the decision, snapshots, final resources, VM rows with names
-/// and placement, one River job per VM, domain events and audit rows.
+/// and placement, one River job per VM and domain events; the audit rows (one per VM, then
+/// the decision's) are returned for the caller to append last.
 async fn record_create_approval(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     river: &riverqueue::Client,
@@ -251,7 +256,7 @@ async fn record_create_approval(
     env: Environment,
     reason: &str,
     overrides: &Overrides,
-) -> Result<Option<Approved>, AppError> {
+) -> Result<Option<(Approved, Vec<AuditEntry>)>, AppError> {
     let ticket_id = ticket.id;
     let approver = decider.name();
     let plan = plan(tx, ticket, env, overrides).await?;
@@ -287,6 +292,7 @@ async fn record_create_approval(
             what: "service",
             id: ticket.service_name.clone(),
         })?;
+    let mut audit = Vec::new();
     for (index, name) in (first..).zip(vm_names(ticket, first)?) {
         let vm_id = db::vms::insert(
             tx,
@@ -314,14 +320,12 @@ async fn record_create_approval(
             &json!({"vm_id": vm_id, "name": name, "ticket_id": ticket_id}),
         )
         .await?;
-        db::audit::append(
-            tx,
-            &AuditEntry::new("vm.create", approver, "vm", vm_id, &name)
+        audit.push(
+            AuditEntry::new("vm.create", approver, "vm", vm_id, &name)
                 .parent("ticket", ticket_id)
                 .environment(env.as_str())
                 .details(json!({"cluster": plan.cluster.name, "requester": ticket.requester})),
-        )
-        .await?;
+        );
     }
     db::events::insert(
         tx,
@@ -332,9 +336,8 @@ async fn record_create_approval(
         &json!({"ticket_id": ticket_id, "approver": approver}),
     )
     .await?;
-    db::audit::append(
-        tx,
-        &AuditEntry::new(
+    audit.push(
+        AuditEntry::new(
             decider.approval_action(),
             approver,
             "ticket",
@@ -348,19 +351,19 @@ async fn record_create_approval(
             "resources": resources_json, "templateVersion": plan.template.version,
             "overrides": overrides_json, "warnings": plan.warnings,
         })),
-    )
-    .await?;
+    );
     let vms = db::vms::for_ticket(tx, ticket_id).await?;
-    Ok(Some(Approved {
+    let approved = Approved {
         ticket_id,
         cluster: plan.cluster.name,
         vms,
         warnings: plan.warnings,
-    }))
+    };
+    Ok(Some((approved, audit)))
 }
 
-/// Approving a day-2 operation: the decision, its River job (the ticket id only), a domain
-/// event and the audit row.
+/// Approving a day-2 operation: the decision, its River job (the ticket id only) and a domain
+/// event; the audit row is returned for the caller to append last.
 async fn record_operation_approval(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     river: &riverqueue::Client,
@@ -368,7 +371,7 @@ async fn record_operation_approval(
     ticket: &TicketDetail,
     env: Environment,
     reason: &str,
-) -> Result<Option<Approved>, AppError> {
+) -> Result<Option<(Approved, Vec<AuditEntry>)>, AppError> {
     let ticket_id = ticket.id;
     let approver = decider.name();
     if !mark_approved(tx, ticket_id, approver, reason).await? {
@@ -413,12 +416,11 @@ async fn record_operation_approval(
     if let Some(vm_id) = ticket.vm_id {
         entry = entry.parent("vm", vm_id);
     }
-    db::audit::append(tx, &entry).await?;
     let vms = match ticket.vm_id {
         Some(vm_id) => db::vms::summary(tx, vm_id).await?.into_iter().collect(),
         None => Vec::new(),
     };
-    Ok(Some(Approved {
+    let approved = Approved {
         ticket_id,
         cluster: vms
             .first()
@@ -426,7 +428,8 @@ async fn record_operation_approval(
             .unwrap_or_default(),
         vms,
         warnings: Vec::new(),
-    }))
+    };
+    Ok(Some((approved, vec![entry])))
 }
 
 pub async fn reject(
