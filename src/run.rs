@@ -9,7 +9,7 @@ use crate::controller::{self, Context};
 use crate::db::Pools;
 use crate::domain::identity::{KeyError, KeyRing};
 use crate::http::api::{self, ApiConfig, ApiState};
-use crate::http::tls::{PlainListener, TlsError, TlsListener};
+use crate::http::tls::{Listener, TlsError};
 use crate::http::webhook::{self, WebhookState};
 use crate::jobs::WorkerOptions;
 use axum::Router;
@@ -179,7 +179,7 @@ pub async fn start(
             }),
         );
         let listener =
-            TlsListener::bind_verifying_clients(w.addr, &w.cert, &w.key, w.client_ca.as_deref())
+            Listener::tls_verifying_clients(w.addr, &w.cert, &w.key, w.client_ca.as_deref())
                 .await?;
         webhook_addr = Some(listener.local_addr().map_err(|source| RunError::Bind {
             addr: w.addr,
@@ -207,7 +207,7 @@ pub async fn start(
         ));
         api_addr = Some(match &a.tls {
             Some((cert, key)) => {
-                let listener = TlsListener::bind(a.addr, cert, key).await?;
+                let listener = Listener::tls(a.addr, cert, key).await?;
                 let bound = listener.local_addr().map_err(|source| RunError::Bind {
                     addr: a.addr,
                     source,
@@ -292,7 +292,7 @@ async fn serve_plain(
     stop: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<SocketAddr, RunError> {
-    let listener = PlainListener::bind(addr).await?;
+    let listener = Listener::plain(addr).await?;
     let bound = listener
         .local_addr()
         .map_err(|source| RunError::Bind { addr, source })?;

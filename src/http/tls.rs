@@ -150,38 +150,45 @@ fn client_verifier(
         })
 }
 
-/// A bound TLS listener: [`TlsListener::bind`] reads the certificate and key first, so a
-/// bad file is reported before the port is taken.
-pub struct TlsListener {
+/// A bound listener, TLS or plain HTTP (the REST API behind a TLS-terminating proxy, the
+/// health endpoints), with the same [`ConnectionLimits`]. [`Listener::tls`] reads the
+/// certificate and key first, so a bad file is reported before the port is taken.
+pub struct Listener {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    /// None: plain HTTP.
+    tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
 }
 
-impl TlsListener {
-    pub async fn bind(
+impl Listener {
+    pub async fn tls(
         addr: SocketAddr,
         cert_pem: impl AsRef<Path>,
         key_pem: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
-        Self::bind_verifying_clients(addr, cert_pem, key_pem, None).await
+        Self::tls_verifying_clients(addr, cert_pem, key_pem, None).await
     }
 
-    /// As [`TlsListener::bind`]; with `client_ca`, clients must present a certificate it
-    /// signed.
-    pub async fn bind_verifying_clients(
+    /// As [`Listener::tls`]; with `client_ca`, clients must present a certificate it signed.
+    pub async fn tls_verifying_clients(
         addr: SocketAddr,
         cert_pem: impl AsRef<Path>,
         key_pem: impl AsRef<Path>,
         client_ca: Option<&Path>,
     ) -> Result<Self, TlsError> {
         let config = tls_config_verifying_clients(cert_pem.as_ref(), key_pem.as_ref(), client_ca)?;
+        let mut listener = Self::plain(addr).await?;
+        listener.tls = Some(TlsAcceptor::from(Arc::new(config)));
+        Ok(listener)
+    }
+
+    pub async fn plain(addr: SocketAddr) -> Result<Self, TlsError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| TlsError::Bind { addr, source })?;
         Ok(Self {
             listener,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            tls: None,
             limits: ConnectionLimits::default(),
         })
     }
@@ -201,7 +208,20 @@ impl TlsListener {
     /// their requests (for a bounded time).
     /// `name` says what is served, for the logs (e.g. "admission webhook", "REST API").
     pub async fn run(self, name: &'static str, router: Router, shutdown: impl Future<Output = ()>) {
-        let acceptor = self.acceptor;
+        let Some(acceptor) = self.tls else {
+            let handshake = |tcp: TcpStream, _peer: SocketAddr| async move { Some(tcp) };
+            let (transport, limits) = ("plain HTTP", self.limits);
+            return serve_connections(
+                self.listener,
+                transport,
+                name,
+                router,
+                shutdown,
+                limits,
+                handshake,
+            )
+            .await;
+        };
         let handshake = move |tcp: TcpStream, peer: SocketAddr| {
             let acceptor = acceptor.clone();
             async move {
@@ -221,50 +241,6 @@ impl TlsListener {
         serve_connections(
             self.listener,
             "TLS",
-            name,
-            router,
-            shutdown,
-            self.limits,
-            handshake,
-        )
-        .await;
-    }
-}
-
-/// A plain-HTTP listener with the same limits, for the REST API behind a TLS-terminating
-/// proxy and the health endpoints.
-pub struct PlainListener {
-    listener: TcpListener,
-    limits: ConnectionLimits,
-}
-
-impl PlainListener {
-    pub async fn bind(addr: SocketAddr) -> Result<Self, TlsError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| TlsError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            limits: ConnectionLimits::default(),
-        })
-    }
-
-    /// Replaces the default [`ConnectionLimits`].
-    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// As [`TlsListener::run`].
-    pub async fn run(self, name: &'static str, router: Router, shutdown: impl Future<Output = ()>) {
-        let handshake = |tcp: TcpStream, _peer: SocketAddr| async move { Some(tcp) };
-        serve_connections(
-            self.listener,
-            "plain HTTP",
             name,
             router,
             shutdown,
@@ -443,7 +419,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), TlsError> {
-    TlsListener::bind(addr, cert_pem, key_pem)
+    Listener::tls(addr, cert_pem, key_pem)
         .await?
         .run(name, router, shutdown)
         .await;

@@ -15,6 +15,26 @@ use shepherd::domain::identity::KeyRing;
 use shepherd::http::api::ApiConfig;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+const BINDINGS: &str = "/api/v1/rbac/bindings";
+
+/// A POST /api/v1/rbac/bindings body: `role` for user `user`, globally or on `system`.
+fn grant(user: &str, role: &str, system: Option<&str>, envs: &[&str]) -> serde_json::Value {
+    json!({"subject": {"kind": "User", "name": user}, "role": role,
+           "system": system, "allowedEnvironments": envs})
+}
+
+/// Creates a binding as `granter`; its id.
+async fn granted(api: &crate::common::rest::Api, granter: &str, body: serde_json::Value) -> String {
+    let created = api.post(granter, BINDINGS, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    created.body["id"].as_str().unwrap().to_string()
+}
+
+async fn revoke(api: &crate::common::rest::Api, user: &str, id: &str) -> Answer {
+    let path = format!("{BINDINGS}/{id}");
+    api.call(Some(user), Method::DELETE, &path, None).await
+}
+
 fn refused(answer: &Answer, needle: &str) {
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
     let message = answer.body["message"].as_str().unwrap_or_default();
@@ -45,27 +65,15 @@ async fn nobody_grants_more_than_they_hold(opts: PgPoolOptions, connect: PgConne
     )
     .await;
     let api = api(&t.pool, ApiConfig::default()).await;
-    let bindings = "/api/v1/rbac/bindings";
-    let grant = |role: &str, system: Option<&str>, envs: &[&str]| {
-        json!({"subject": {"kind": "User", "name": "sam"}, "role": role,
-               "system": system, "allowedEnvironments": envs})
-    };
+    let mine = |role: &str, envs: &[&str]| grant("sam", role, None, envs);
 
     let escalation = api
-        .post(
-            "sam",
-            bindings,
-            grant("platform-admin", None, &["test", "prod"]),
-        )
+        .post("sam", BINDINGS, mine("platform-admin", &["test", "prod"]))
         .await;
     refused(&escalation, "platform:admin");
-    let into_prod = api
-        .post("sam", bindings, grant("operator", None, &["prod"]))
-        .await;
+    let into_prod = api.post("sam", BINDINGS, mine("operator", &["prod"])).await;
     refused(&into_prod, "environment prod");
-    let approver = api
-        .post("sam", bindings, grant("approver", None, &["test"]))
-        .await;
+    let approver = api.post("sam", BINDINGS, mine("approver", &["test"])).await;
     refused(&approver, "approval:approve");
     assert_eq!(
         count(
@@ -78,46 +86,13 @@ async fn nobody_grants_more_than_they_hold(opts: PgPoolOptions, connect: PgConne
     );
 
     // What sam holds, where sam holds it, sam may grant and take back.
-    let operator = api
-        .post(
-            "sam",
-            bindings,
-            json!({"subject": {"kind": "User", "name": "dave"}, "role": "operator",
-                   "allowedEnvironments": ["test"]}),
-        )
-        .await;
-    assert_eq!(operator.status, StatusCode::CREATED, "{}", operator.text);
-    let id = operator.body["id"].as_str().unwrap();
-    let revoked = api
-        .call(
-            Some("sam"),
-            Method::DELETE,
-            &format!("{bindings}/{id}"),
-            None,
-        )
-        .await;
+    let id = granted(&api, "sam", grant("dave", "operator", None, &["test"])).await;
+    let revoked = revoke(&api, "sam", &id).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
 
     // A binding sam could not grant, sam cannot delete either.
-    let prod = api
-        .post(
-            "root",
-            bindings,
-            json!({"subject": {"kind": "User", "name": "dave"}, "role": "viewer",
-                   "allowedEnvironments": ["prod"]}),
-        )
-        .await;
-    assert_eq!(prod.status, StatusCode::CREATED, "{}", prod.text);
-    let prod_id = prod.body["id"].as_str().unwrap();
-    let delete = api
-        .call(
-            Some("sam"),
-            Method::DELETE,
-            &format!("{bindings}/{prod_id}"),
-            None,
-        )
-        .await;
-    refused(&delete, "environment prod");
+    let prod_id = granted(&api, "root", grant("dave", "viewer", None, &["prod"])).await;
+    refused(&revoke(&api, "sam", &prod_id).await, "environment prod");
 }
 
 /// A system-admin scoped to one System manages bindings on that System, and only there.
@@ -141,27 +116,18 @@ async fn a_scoped_system_admin_manages_its_system_only(
     )
     .await;
     let api = api(&t.pool, ApiConfig::default()).await;
-    let bindings = "/api/v1/rbac/bindings";
-    let on_shop = api
-        .post(
-            "sam",
-            bindings,
-            json!({"subject": {"kind": "User", "name": "dave"}, "role": "operator",
-                   "system": "shop", "allowedEnvironments": ["test", "prod"]}),
-        )
-        .await;
-    assert_eq!(on_shop.status, StatusCode::CREATED, "{}", on_shop.text);
+    granted(
+        &api,
+        "sam",
+        grant("dave", "operator", Some("shop"), &["test", "prod"]),
+    )
+    .await;
     let global = api
-        .post(
-            "sam",
-            bindings,
-            json!({"subject": {"kind": "User", "name": "dave"}, "role": "viewer",
-                   "allowedEnvironments": ["test"]}),
-        )
+        .post("sam", BINDINGS, grant("dave", "viewer", None, &["test"]))
         .await;
     refused(&global, "globally");
     // sam's listing shows the bindings on shop, not the global ones.
-    let listed = api.get("sam", &format!("{bindings}?limit=500")).await;
+    let listed = api.get("sam", &format!("{BINDINGS}?limit=500")).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     let items = listed.body["items"].as_array().unwrap();
     assert!(!items.is_empty(), "{}", listed.text);

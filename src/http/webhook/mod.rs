@@ -10,7 +10,7 @@
 //!   [`Denial`] or warnings into the AdmissionReview answer. It never allows by accident: a
 //!   policy that fails, panics or takes too long yields a denial.
 //!
-//! [`crate::http::tls::TlsListener`] serves the router over TLS.
+//! [`crate::http::tls::Listener`] serves the router over TLS.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -15,7 +15,7 @@ use shepherd::app::admission::{
 };
 use shepherd::crd::identity as annotation;
 use shepherd::domain::identity::{self, Identity, IdentityError, KeyRing, ObjectKey, Stamp};
-use shepherd::http::tls::{ConnectionLimits, PlainListener, TlsError, TlsListener, serve};
+use shepherd::http::tls::{ConnectionLimits, Listener, TlsError, serve};
 use shepherd::http::webhook::{WebhookState, router};
 use tower::ServiceExt;
 

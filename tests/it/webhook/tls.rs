@@ -39,7 +39,7 @@ fn files(test: &str) -> Files {
 #[tokio::test]
 async fn mutate_answers_over_https_with_a_trusted_certificate() {
     let files = files("https");
-    let listener = TlsListener::bind("127.0.0.1:0".parse().unwrap(), &files.cert, &files.key)
+    let listener = Listener::tls("127.0.0.1:0".parse().unwrap(), &files.cert, &files.key)
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
@@ -51,16 +51,7 @@ async fn mutate_answers_over_https_with_a_trusted_certificate() {
             }),
         );
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(files.cert_der.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&files)));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -117,7 +108,7 @@ async fn errors_name_the_file_that_failed() {
     assert!(matches!(err, TlsError::Certificate { .. }), "{err:?}");
     assert!(err.to_string().contains("absent.crt"), "{err}");
 
-    let err = TlsListener::bind(addr, &files.cert, files.dir.join("absent.key"))
+    let err = Listener::tls(addr, &files.cert, files.dir.join("absent.key"))
         .await
         .err()
         .unwrap();
@@ -125,7 +116,7 @@ async fn errors_name_the_file_that_failed() {
     assert!(err.to_string().contains("absent.key"), "{err}");
 
     // A key file given as the certificate holds no certificate.
-    let err = TlsListener::bind(addr, &files.key, &files.key)
+    let err = Listener::tls(addr, &files.key, &files.key)
         .await
         .err()
         .unwrap();
@@ -136,7 +127,7 @@ async fn errors_name_the_file_that_failed() {
     let other = rcgen::KeyPair::generate().unwrap();
     let other_key = files.dir.join("other.key");
     std::fs::write(&other_key, other.serialize_pem()).unwrap();
-    let err = TlsListener::bind(addr, &files.cert, &other_key)
+    let err = Listener::tls(addr, &files.cert, &other_key)
         .await
         .err()
         .unwrap();
@@ -152,14 +143,20 @@ fn tight_limits() -> ConnectionLimits {
     }
 }
 
-fn client_config(files: &Files) -> rustls::ClientConfig {
+/// A client that trusts the test's self-signed server certificate.
+fn client_builder(
+    files: &Files,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(files.cert_der.clone()).unwrap();
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth()
+}
+
+fn client_config(files: &Files) -> rustls::ClientConfig {
+    client_builder(files).with_no_client_auth()
 }
 
 /// Whether the server closes a connection on which `half` was written, within `within`.
@@ -189,11 +186,11 @@ const HALF_A_REQUEST: &[u8] = b"POST /validate HTTP/1.1\r\nHost: localhost\r\nCo
 #[tokio::test]
 async fn slow_and_idle_clients_are_disconnected_and_the_cap_holds() {
     let files = files("slowloris");
-    let tls = TlsListener::bind("127.0.0.1:0".parse().unwrap(), &files.cert, &files.key)
+    let tls = Listener::tls("127.0.0.1:0".parse().unwrap(), &files.cert, &files.key)
         .await
         .unwrap()
         .with_limits(tight_limits());
-    let plain = PlainListener::bind("127.0.0.1:0".parse().unwrap())
+    let plain = Listener::plain("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
         .with_limits(tight_limits());
@@ -281,7 +278,7 @@ async fn with_a_client_ca_only_its_clients_are_served() {
     let ca_path = files.dir.join("client-ca.crt");
     std::fs::write(&ca_path, ca_cert.pem()).unwrap();
 
-    let listener = TlsListener::bind_verifying_clients(
+    let listener = Listener::tls_verifying_clients(
         "127.0.0.1:0".parse().unwrap(),
         &files.cert,
         &files.key,
@@ -323,19 +320,12 @@ async fn with_a_client_ca_only_its_clients_are_served() {
         "no client certificate, no answer"
     );
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(files.cert_der.clone()).unwrap();
-    let with_cert = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![client_cert.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(client_key.serialize_der()).unwrap(),
-    )
-    .unwrap();
+    let with_cert = client_builder(&files)
+        .with_client_auth_cert(
+            vec![client_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(client_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
     assert_eq!(post(with_cert).await, Some(StatusCode::OK));
     stop.cancel();
 }
