@@ -37,6 +37,11 @@ where
         .map_err(|e: T::Err| AppError::invalid(field, e))
 }
 
+/// SQLSTATEs of input PostgreSQL cannot store: 22021 character_not_in_repertoire (NUL in
+/// text), 22P05 untranslatable_character, 22008 datetime_field_overflow, 22007
+/// invalid_datetime_format.
+const UNSTORABLE_VALUE: [&str; 4] = ["22021", "22P05", "22008", "22007"];
+
 /// Errors at the use-case boundary. Variants map to API answers (404, 409, 400/422, 403).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -108,6 +113,14 @@ impl AppError {
                 | sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_),
             ) => ErrorKind::Unavailable,
+            // Values PostgreSQL cannot store (text with NUL, dates beyond its range) are the
+            // caller's input, not the platform's failure.
+            AppError::Database(sqlx::Error::Database(e))
+                if e.code()
+                    .is_some_and(|c| UNSTORABLE_VALUE.contains(&c.as_ref())) =>
+            {
+                ErrorKind::Invalid
+            }
             _ => ErrorKind::Internal,
         }
     }

@@ -609,3 +609,79 @@ async fn stale_admission_records_are_pruned(opts: PgPoolOptions, connect: PgConn
         .unwrap();
     assert_eq!(uids, ["uid-new"]);
 }
+
+/// Found by the API fuzzer: text with NUL characters and dates beyond PostgreSQL's range
+/// answered 500. They are the caller's mistakes: 400 or 422, naming what is wrong.
+#[sqlx::test(migrations = false)]
+async fn values_the_database_cannot_store_are_refused_not_failed(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    let platform_admins = Subject::group("platform-admins");
+    bind(
+        &t.pool,
+        platform_admins,
+        "platform-admin",
+        None,
+        &["test", "prod"],
+    )
+    .await;
+    let api = api(&t.pool, ApiConfig::default()).await;
+    let body = api
+        .post(
+            "alice",
+            &format!("/api/v1/tickets/{ticket}/cancel"),
+            json!({"reason": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(
+        body.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        body.text
+    );
+    assert!(body.text.contains("reason"), "{}", body.text);
+    let binding = api
+        .post(
+            "root",
+            BINDINGS,
+            grant("da\u{0}ve", "viewer", None, &["test"]),
+        )
+        .await;
+    assert_eq!(
+        binding.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        binding.text
+    );
+    assert!(binding.text.contains("subject/name"), "{}", binding.text);
+    for path in [
+        "/api/v1/tickets?system=a%00b",
+        "/api/v1/audit?actor=a%00b",
+        "/api/v1/audit/export?actor=a%00b",
+        "/api/v1/systems/a%00b/services",
+    ] {
+        let a = api.get("root", path).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}: {}", a.text);
+    }
+    let ancient = api
+        .get("root", "/api/v1/audit?since=-262143-01-01T00:00:00Z")
+        .await;
+    assert_eq!(
+        ancient.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        ancient.text
+    );
+    // A cursor that decodes to a string with NUL reaches the database; refused, not failed.
+    let cursor = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        serde_json::to_vec(&json!("a\u{0}")).unwrap(),
+    );
+    let page = api
+        .get("root", &format!("/api/v1/systems?cursor={cursor}"))
+        .await;
+    assert!(page.status.is_client_error(), "{}", page.text);
+}

@@ -91,6 +91,11 @@ impl From<AppError> for ApiError {
                 json!({"kind": what, "name": id}),
             ),
             (_, AppError::Invalid { field, rule }) => Self::invalid(field, rule.clone()),
+            (ErrorKind::Invalid, _) => Self::invalid(
+                "request",
+                "holds a value the database cannot store: text with a NUL character (U+0000) \
+                 or a date outside the years 4713 BC to 294276 AD",
+            ),
             (ErrorKind::Conflict, _) => {
                 Self::new(StatusCode::CONFLICT, message_of(&err), Value::Null)
             }
@@ -141,18 +146,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+        let invalid = |rule: String| {
+            ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("invalid body: {}", e.body_text()),
-                json!({"field": "body", "rule": e.body_text()}),
-            )),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "malformed body: {}",
-                e.body_text()
-            ))),
+                format!("invalid body: {rule}"),
+                json!({"field": "body", "rule": rule}),
+            )
+        };
+        let value = match Json::<Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(JsonRejection::JsonDataError(e)) => return Err(invalid(e.body_text())),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "malformed body: {}",
+                    e.body_text()
+                )));
+            }
+        };
+        if let Some(path) = nul_in(&value, "") {
+            return Err(ApiError::invalid(
+                if path.is_empty() { "body" } else { &path[1..] },
+                "must not contain a NUL character (U+0000)",
+            ));
         }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| invalid(e.to_string()))
     }
 }
 
@@ -163,6 +182,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::bad_request(
+                "malformed query: a value contains a NUL character (%00)",
+            ));
+        }
         extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
@@ -179,11 +203,60 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(ApiError::bad_request(
+                "malformed path: a segment contains a NUL character (%00)",
+            ));
+        }
         extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
             .map_err(|e: PathRejection| {
                 ApiError::bad_request(format!("malformed path: {}", e.body_text()))
             })
+    }
+}
+
+/// Whether a raw path or query carries a percent-encoded NUL, which PostgreSQL cannot store.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+/// The JSON pointer of the first string (or key) holding a NUL character, if any.
+fn nul_in(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(|| at.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, &format!("{at}/{i}"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = format!("{at}/{k}");
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_in(v, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_found_where_they_are() {
+        assert!(has_encoded_nul("actor=a%00b"));
+        assert!(!has_encoded_nul("actor=a%100"));
+        assert_eq!(nul_in(&json!({"reason": "ok"}), ""), None);
+        assert_eq!(
+            nul_in(&json!({"subject": {"name": "a\u{0}b"}}), "").as_deref(),
+            Some("/subject/name")
+        );
+        assert_eq!(nul_in(&json!(["x", "\u{0}"]), "").as_deref(), Some("/1"));
     }
 }
