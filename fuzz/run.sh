@@ -43,19 +43,27 @@ echo "fuzz: building $(echo $targets | wc -w) targets (release, debug assertions
 started=$(date +%s)
 build_log="$target_dir/build.log"
 mkdir -p "$target_dir"
-if ! cargo_fuzz build -s none --target-dir "$target_dir" $targets >"$build_log" 2>&1; then
-  grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' "$build_log" | tail -n 40 >&2
-  die "the fuzz targets did not build (log: $build_log)"
-fi
+: >"$build_log"
+# `cargo fuzz build` takes one target, or none for all of them.
+build_args=("")
+[ -n "${FUZZ_TARGETS:-}" ] && build_args=($targets)
+for target in "${build_args[@]}"; do
+  if ! cargo_fuzz build -s none --target-dir "$target_dir" $target >>"$build_log" 2>&1; then
+    grep -vE '^\s+(Compiling|Checking|Downloaded|Downloading)' "$build_log" | tail -n 40 >&2
+    die "the fuzz targets did not build (log: $build_log)"
+  fi
+done
 echo "fuzz: built in $(( $(date +%s) - started )) s"
+# The built binaries are run directly, so that what was built is what runs, even if the
+# sources change meanwhile (`cargo fuzz run` would rebuild first).
+bin_dir="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 # The identity seeds are real stamps (fuzz/seeds.py signs them as identity::stamp does):
 # check that they still verify, or the fuzzer would start from nothing genuine.
 if grep -qw identity_stamp <<<"$targets"; then
-  if ! FUZZ_EXPECT_GENUINE=1 cargo_fuzz run -s none --target-dir "$target_dir" identity_stamp \
-      corpus/identity_stamp/seed-* -- -runs=1 >"$target_dir/seed-check.log" 2>&1; then
-    grep -E "panicked at|FUZZ_EXPECT_GENUINE" "$target_dir/seed-check.log" >&2 || true
-    die "the identity_stamp seeds no longer verify: run python3 fuzz/seeds.py (log: $target_dir/seed-check.log)"
+  if ! FUZZ_EXPECT_GENUINE=1 "$bin_dir/identity_stamp" corpus/identity_stamp/seed-* >"$target_dir/seed-check.log" 2>&1; then
+    grep -E -A1 "panicked at" "$target_dir/seed-check.log" >&2 || tail -n 20 "$target_dir/seed-check.log" >&2
+    die "the identity_stamp seeds do not verify: run python3 fuzz/seeds.py (log: $target_dir/seed-check.log)"
   fi
   echo "fuzz: identity_stamp: the $(ls corpus/identity_stamp/seed-* | wc -l) seed stamps verify"
 fi
@@ -73,7 +81,8 @@ for target in $targets; do
   echo "fuzz: $target for ${seconds}s, starting from $before inputs in fuzz/$corpus"
   status=0
   # -timeout: one input taking 10 s is a finding (a hang); -rss_limit_mb: so is 2 GiB.
-  cargo_fuzz run -s none --target-dir "$target_dir" "$target" "$corpus" -- \
+  [ -x "$bin_dir/$target" ] || die "no fuzz target $target in $bin_dir"
+  "$bin_dir/$target" "$corpus" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
@@ -91,6 +100,7 @@ for target in $targets; do
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
     echo "fuzz: $target: FAILED after ${runs:-?} inputs (exit $status); replay with:" >&2
     echo "  cd fuzz && ../.cache/tools/cargo-fuzz/bin/cargo-fuzz fuzz run -s none $target ${artifact:-artifacts/$target/<crash file>}" >&2
+    echo "  (or without a rebuild: $bin_dir/$target fuzz/${artifact:-artifacts/$target/<crash file>})" >&2
     failed+=("$target")
   fi
   rm -f "$log"

@@ -181,6 +181,7 @@ def rest_bodies():
           f"&since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z&limit=5&cursor={b64(42)}")
     write(t, "ticket-id", 8, "7d0c2f9e-0000-4000-8000-000000000001")
     write(t, "system-services", 9, "shop")
+    write(t, "system-services-encoded", 10, "shop/a b%2F?#")
 
 
 def names():

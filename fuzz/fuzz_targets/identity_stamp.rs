@@ -212,7 +212,10 @@ fn edited(input: Edited) {
     let presented = presented_on.as_ref().unwrap_or(&object);
     let presented_key = presented.as_key();
     if let Ok(verified) = identity::verify(&verifier, &annotations, &presented_key) {
-        assert!(!matches!(keys, Keys::Foreign), "a foreign key's stamp verified");
+        assert!(
+            !matches!(keys, Keys::Foreign),
+            "a foreign key's stamp verified"
+        );
         assert_reproduced(&verified, &annotations, &presented_key);
         assert_eq!(
             normalized(&verified),
@@ -238,7 +241,11 @@ fn normalized(stamp: &Stamp) -> Stamp {
 }
 
 fn normalized_key<'a>(key: &ObjectKey<'a>) -> (&'a str, Option<&'a str>, &'a str) {
-    (key.kind, key.namespace.filter(|ns| !ns.is_empty()), key.name)
+    (
+        key.kind,
+        key.namespace.filter(|ns| !ns.is_empty()),
+        key.name,
+    )
 }
 
 fn apply(annotations: &mut BTreeMap<String, String>, edit: &Edit) {
@@ -250,7 +257,10 @@ fn apply(annotations: &mut BTreeMap<String, String>, edit: &Edit) {
             annotations.remove(&name.resolve());
         }
         Edit::Append(name, suffix) => {
-            annotations.entry(name.resolve()).or_default().push_str(suffix);
+            annotations
+                .entry(name.resolve())
+                .or_default()
+                .push_str(suffix);
         }
         Edit::FlipBit(name, at, bit) => {
             if let Some(value) = annotations.get_mut(&name.resolve()) {

@@ -106,7 +106,12 @@ fn names(name: &str) {
     for (crd, object) in cel_objects(name) {
         let accepted = validator()
             .validate_compiled(crd, &object, None)
-            .map_err(|e| e.into_vec().into_iter().map(|e| e.message).collect::<Vec<_>>());
+            .map_err(|e| {
+                e.into_vec()
+                    .into_iter()
+                    .map(|e| e.message)
+                    .collect::<Vec<_>>()
+            });
         assert_eq!(
             accepted.is_ok(),
             expected,
@@ -133,10 +138,18 @@ fn schemas() -> &'static [CompiledSchema; 3] {
                 .unwrap_or_else(|| panic!("no CRD {file}"))
                 .1;
             let compiled = compile_schema(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]);
-            assert!(!compiled.has_errors(), "{file}: {:?}", compiled.compilation_errors());
+            assert!(
+                !compiled.has_errors(),
+                "{file}: {:?}",
+                compiled.compilation_errors()
+            );
             compiled
         };
-        [schema("systems"), schema("vmnamespaces"), schema("services")]
+        [
+            schema("systems"),
+            schema("vmnamespaces"),
+            schema("services"),
+        ]
     })
 }
 
@@ -152,14 +165,21 @@ fn cel_objects(name: &str) -> [(&'static CompiledSchema, Value); 3] {
         })
     };
     [
-        (system, object("System", name, json!({"description": "fuzz"}))),
+        (
+            system,
+            object("System", name, json!({"description": "fuzz"})),
+        ),
         (
             namespace,
             object("VmNamespace", name, json!({"environment": "test"})),
         ),
         (
             service,
-            object("Service", &format!("shop.{name}"), json!({"system": "shop"})),
+            object(
+                "Service",
+                &format!("shop.{name}"),
+                json!({"system": "shop"}),
+            ),
         ),
     ]
 }
@@ -188,7 +208,7 @@ fn vm_names(input: &VmNameInput) {
         && validate_name(NameKind::Service, service).is_ok();
     match vm_name(namespace, system, service, *index) {
         Ok(name) => {
-            assert!(VM_NAME_MAX_LEN <= 63);
+            const { assert!(VM_NAME_MAX_LEN <= 63) };
             assert!(is_dns1123_label(&name), "{name:?} is not a DNS-1123 label");
             assert!(name.len() <= VM_NAME_MAX_LEN, "{name:?}");
             assert_eq!(name, format!("{namespace}-{system}-{service}-{index:02}"));

@@ -10,17 +10,18 @@
 //! the body, query string or path segment. Checked on every input:
 //! - no panic, and no status is 5xx (rejections answer 400, 415 or 422);
 //! - every accepted body serializes and parses back to itself;
+//! - a path segment that `paths::fill` encoded (as the plugin does) arrives unchanged;
 //! - a paging cursor that parses is re-made by `Paging::cursor` into one that parses alike;
 //! - resources that `final_resources` accepts never have a request above its limit.
 #![no_main]
 
 use std::sync::OnceLock;
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
@@ -34,7 +35,7 @@ use shepherd::http::api::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use shepherd::http::api::inventory::{PageQuery, VmQuery};
 use shepherd::http::api::tickets::TicketQuery;
 use shepherd_fuzz::call;
-use shepherd_types::api::{ApproveRequest, NewRoleBinding, PreviewRequest, ReasonRequest};
+use shepherd_types::api::{ApproveRequest, NewRoleBinding, PreviewRequest, ReasonRequest, paths};
 use shepherd_types::crd::approval::Overrides;
 
 type Answer = Result<StatusCode, ApiError>;
@@ -43,45 +44,82 @@ fn router() -> &'static Router {
     static ROUTER: OnceLock<Router> = OnceLock::new();
     ROUTER.get_or_init(|| {
         Router::new()
-            .route("/bindings", post(|ApiJson(b): ApiJson<NewRoleBinding>| async move { reply(new_binding(b)) }))
-            .route("/approve", post(|ApiJson(b): ApiJson<ApproveRequest>| async move {
-                round_trip(&b);
-                reply(overrides(&b.overrides).map(|()| StatusCode::ACCEPTED))
-            }))
-            .route("/preview", post(|ApiJson(b): ApiJson<PreviewRequest>| async move {
-                round_trip(&b);
-                reply(overrides(&b.overrides).map(|()| StatusCode::OK))
-            }))
-            .route("/reject", post(|ApiJson(b): ApiJson<ReasonRequest>| async move {
-                round_trip(&b);
-                reply(if b.reason.trim().is_empty() {
-                    Err(ApiError::invalid("reason", "must not be empty"))
-                } else {
-                    Ok(StatusCode::OK)
-                })
-            }))
-            .route("/tickets", get(|ApiQuery(q): ApiQuery<TicketQuery>| async move { reply(tickets(q)) }))
-            .route("/systems", get(|ApiQuery(q): ApiQuery<PageQuery>| async move {
-                reply(paging::<String>(q.limit, q.cursor.as_deref())
-                    .and(paging::<(String, String)>(q.limit, q.cursor.as_deref()))
-                    .and(paging::<TimeKey>(q.limit, q.cursor.as_deref())))
-            }))
-            .route("/vms", get(|ApiQuery(q): ApiQuery<VmQuery>| async move {
-                reply(paging::<(DateTime<Utc>, String)>(q.limit, q.cursor.as_deref())
-                    .and(known::<Environment>("environment", q.environment.as_deref())))
-            }))
-            .route("/audit", get(|ApiQuery(q): ApiQuery<AuditQuery>| async move {
-                reply(paging::<i64>(q.limit, q.cursor.as_deref())
-                    .and(known::<Environment>("environment", q.environment.as_deref())))
-            }))
-            .route("/tickets/{id}", get(|ApiPath(id): ApiPath<uuid::Uuid>| async move {
-                assert_eq!(id.to_string().parse::<uuid::Uuid>().ok(), Some(id));
-                StatusCode::OK
-            }))
-            .route("/systems/{system}/services", get(|ApiPath(s): ApiPath<String>| async move {
-                assert!(!s.contains('/'), "a path segment with a slash: {s:?}");
-                StatusCode::OK
-            }))
+            .route(
+                "/bindings",
+                post(|ApiJson(b): ApiJson<NewRoleBinding>| async move { reply(new_binding(b)) }),
+            )
+            .route(
+                "/approve",
+                post(|ApiJson(b): ApiJson<ApproveRequest>| async move {
+                    round_trip(&b);
+                    reply(overrides(&b.overrides).map(|()| StatusCode::ACCEPTED))
+                }),
+            )
+            .route(
+                "/preview",
+                post(|ApiJson(b): ApiJson<PreviewRequest>| async move {
+                    round_trip(&b);
+                    reply(overrides(&b.overrides).map(|()| StatusCode::OK))
+                }),
+            )
+            .route(
+                "/reject",
+                post(|ApiJson(b): ApiJson<ReasonRequest>| async move {
+                    round_trip(&b);
+                    reply(if b.reason.trim().is_empty() {
+                        Err(ApiError::invalid("reason", "must not be empty"))
+                    } else {
+                        Ok(StatusCode::OK)
+                    })
+                }),
+            )
+            .route(
+                "/tickets",
+                get(|ApiQuery(q): ApiQuery<TicketQuery>| async move { reply(tickets(q)) }),
+            )
+            .route(
+                "/systems",
+                get(|ApiQuery(q): ApiQuery<PageQuery>| async move {
+                    reply(
+                        paging::<String>(q.limit, q.cursor.as_deref())
+                            .and(paging::<(String, String)>(q.limit, q.cursor.as_deref()))
+                            .and(paging::<TimeKey>(q.limit, q.cursor.as_deref())),
+                    )
+                }),
+            )
+            .route(
+                "/vms",
+                get(|ApiQuery(q): ApiQuery<VmQuery>| async move {
+                    reply(
+                        paging::<(DateTime<Utc>, String)>(q.limit, q.cursor.as_deref()).and(
+                            known::<Environment>("environment", q.environment.as_deref()),
+                        ),
+                    )
+                }),
+            )
+            .route(
+                "/audit",
+                get(|ApiQuery(q): ApiQuery<AuditQuery>| async move {
+                    reply(
+                        paging::<i64>(q.limit, q.cursor.as_deref()).and(known::<Environment>(
+                            "environment",
+                            q.environment.as_deref(),
+                        )),
+                    )
+                }),
+            )
+            .route(
+                "/tickets/{id}",
+                get(|ApiPath(id): ApiPath<uuid::Uuid>| async move {
+                    assert_eq!(id.to_string().parse::<uuid::Uuid>().ok(), Some(id));
+                    StatusCode::OK
+                }),
+            )
+            // Echoes the decoded segment: what the plugin encodes must arrive unchanged.
+            .route(
+                "/systems/{system}/services",
+                get(|ApiPath(s): ApiPath<String>| async move { s }),
+            )
     })
 }
 
@@ -97,8 +135,8 @@ fn reply(answer: Answer) -> axum::response::Response {
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
     let text = serde_json::to_string(value).expect("a parsed body serializes");
-    let again: T = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{text} does not parse back: {e}"));
+    let again: T =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text} does not parse back: {e}"));
     assert_eq!(&again, value, "{text}");
 }
 
@@ -210,17 +248,40 @@ fuzz_target!(|data: &[u8]| {
         7 => get_uri(format!("/audit?{text}")),
         8 => get_uri(format!("/tickets/{text}")),
         9 => get_uri(format!("/systems/{text}/services")),
+        10 => {
+            // As the plugin builds it: `paths::fill` percent-encodes the value as one segment.
+            let uri = paths::fill("/systems/{system}/services", &[("system", &text)]);
+            let request = get_uri(uri).expect("paths::fill makes a valid URI");
+            let (status, body) = call(router(), request);
+            if !text.is_empty() {
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(
+                    String::from_utf8_lossy(&body),
+                    text,
+                    "the segment changed on its way"
+                );
+            }
+            return;
+        }
         _ => return,
     };
     let Some(request) = request else {
         return;
     };
     let (status, body) = call(router(), request);
-    if !status.is_success() && status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED {
+    if !status.is_success()
+        && status != StatusCode::NOT_FOUND
+        && status != StatusCode::METHOD_NOT_ALLOWED
+    {
         // The REST API's error shape, for its own rejections (not axum's 404/405).
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE || !body.is_empty() {
             let error: shepherd_types::api::ErrorBody = serde_json::from_slice(&body)
-                .unwrap_or_else(|e| panic!("a {status} answer that is not an ErrorBody ({e}): {}", String::from_utf8_lossy(&body)));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "a {status} answer that is not an ErrorBody ({e}): {}",
+                        String::from_utf8_lossy(&body)
+                    )
+                });
             assert_eq!(error.code, shepherd::http::api::error::code_for(status));
         }
     }
