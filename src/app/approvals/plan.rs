@@ -76,6 +76,7 @@ pub(super) async fn plan(
     env: Environment,
     overrides: &Overrides,
 ) -> Result<Plan, AppError> {
+    check_override_ranges(overrides)?;
     if ticket.operation != Operation::Create.as_str() {
         return Err(AppError::invalid(
             "ticket",
@@ -206,4 +207,107 @@ pub(super) async fn plan(
         storage_class,
         warnings,
     })
+}
+
+/// The ranges the Approval CRD's schema declares for overrides, held for the REST API too
+/// (which has no schema of its own to enforce them).
+fn check_override_ranges(overrides: &Overrides) -> Result<(), AppError> {
+    let at_least_one = [
+        (
+            "overrides.templateVersion",
+            overrides.template_version.map(i64::from),
+        ),
+        ("overrides.cpuRequestMillis", overrides.cpu_request_millis),
+        ("overrides.cpuLimitMillis", overrides.cpu_limit_millis),
+        ("overrides.memoryRequestMib", overrides.memory_request_mib),
+        ("overrides.memoryLimitMib", overrides.memory_limit_mib),
+    ];
+    for (field, value) in at_least_one {
+        if value.is_some_and(|v| v < 1) {
+            return Err(AppError::invalid(field, "must be at least 1"));
+        }
+    }
+    if overrides
+        .disk_gib
+        .is_some_and(|d| !(1..=65536).contains(&d))
+    {
+        return Err(AppError::invalid(
+            "overrides.diskGib",
+            "must be between 1 and 65536",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn overrides_outside_the_crd_ranges_are_refused_naming_the_field() {
+        assert!(check_override_ranges(&Overrides::default()).is_ok());
+        let cases = [
+            (
+                Overrides {
+                    cpu_request_millis: Some(-5),
+                    ..Overrides::default()
+                },
+                "overrides.cpuRequestMillis",
+            ),
+            (
+                Overrides {
+                    cpu_limit_millis: Some(0),
+                    ..Overrides::default()
+                },
+                "overrides.cpuLimitMillis",
+            ),
+            (
+                Overrides {
+                    memory_request_mib: Some(0),
+                    ..Overrides::default()
+                },
+                "overrides.memoryRequestMib",
+            ),
+            (
+                Overrides {
+                    memory_limit_mib: Some(-1),
+                    ..Overrides::default()
+                },
+                "overrides.memoryLimitMib",
+            ),
+            (
+                Overrides {
+                    template_version: Some(0),
+                    ..Overrides::default()
+                },
+                "overrides.templateVersion",
+            ),
+            (
+                Overrides {
+                    disk_gib: Some(65537),
+                    ..Overrides::default()
+                },
+                "overrides.diskGib",
+            ),
+            (
+                Overrides {
+                    disk_gib: Some(0),
+                    ..Overrides::default()
+                },
+                "overrides.diskGib",
+            ),
+        ];
+        for (overrides, field) in cases {
+            match check_override_ranges(&overrides) {
+                Err(AppError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let fine = Overrides {
+            cpu_request_millis: Some(1),
+            disk_gib: Some(65536),
+            ..Overrides::default()
+        };
+        assert!(check_override_ranges(&fine).is_ok());
+    }
 }
