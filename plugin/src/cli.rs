@@ -25,7 +25,7 @@ pub struct Cli {
     /// Do not verify the API's certificate (testing only).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
-    /// Allow an http:// --server on a loopback IP address (127.0.0.0/8 or [::1]), for a local
+    /// Allow an http:// --server on a loopback IP address (127.0.0.0/8 or ::1), for a local
     /// development API: your credentials then travel unencrypted. Any other http:// server
     /// is refused. No environment variable, so that it is never on by accident.
     #[arg(long, global = true)]

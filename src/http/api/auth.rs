@@ -33,7 +33,7 @@ const UNAUTHENTICATED_BURST: u32 = 20;
 /// A token's verdict: the caller, or why it was refused.
 type Verdict = Result<Caller, String>;
 
-/// Verdicts by token hash, at most [`CACHE_MAX`] of them.
+/// Verdicts by token hash, at most `CACHE_MAX` (10,000) of them.
 #[derive(Default)]
 pub struct VerdictCache {
     entries: HashMap<[u8; 32], (Instant, Verdict)>,
