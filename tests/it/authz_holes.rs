@@ -685,3 +685,41 @@ async fn values_the_database_cannot_store_are_refused_not_failed(
         .await;
     assert!(page.status.is_client_error(), "{}", page.text);
 }
+
+/// Every component's pool ends a statement that runs past its statement_timeout.
+#[sqlx::test(migrations = false)]
+async fn each_pool_has_its_statement_timeout(opts: PgPoolOptions, connect: PgConnectOptions) {
+    use shepherd::db::{PoolSize, PoolSizes, Pools};
+    let t = setup(opts, connect).await;
+    let size = |ms| PoolSize {
+        max_connections: 1,
+        statement_timeout: std::time::Duration::from_millis(ms),
+    };
+    let pools = Pools::connect_lazy(
+        &t.url,
+        &PoolSizes {
+            webhook: size(100),
+            api: size(200),
+            controllers: size(300),
+            workers: size(400),
+        },
+    )
+    .unwrap();
+    for (name, pool, ms) in [
+        ("webhook", &pools.webhook, 100),
+        ("api", &pools.api, 200),
+        ("controllers", &pools.controllers, 300),
+        ("workers", &pools.workers, 400),
+    ] {
+        let setting: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(setting, format!("{ms}ms"), "{name}");
+        let err = sqlx::query("SELECT pg_sleep(2)")
+            .execute(pool)
+            .await
+            .unwrap_err();
+        assert_eq!(crate::common::sqlstate(&err), "57014", "{name}: {err}");
+    }
+}
