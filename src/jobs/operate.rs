@@ -194,6 +194,10 @@ impl OperateWorker {
         outcome: Result<Value, Failure>,
     ) -> Result<WorkOutcome, OperateError> {
         let mut tx = riverqueue::database::begin_postgres(&self.pool).await?;
+        // The job's own row first; the audit append comes last in the transaction.
+        if let Some(context) = context {
+            context.job_complete_tx(&mut tx).await?;
+        }
         match outcome {
             Ok(result) => {
                 tracing::info!(%result, "vm_operate: succeeded");
@@ -203,9 +207,6 @@ impl OperateWorker {
                 tracing::warn!(reason, "vm_operate: failed: {message}");
                 operate::record_failure(&mut tx, op, reason, &message).await?;
             }
-        }
-        if let Some(context) = context {
-            context.job_complete_tx(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(WorkOutcome::Complete)

@@ -179,8 +179,10 @@ impl ProvisionWorker {
             std::process::exit(137);
         }
         let mut tx = riverqueue::database::begin_postgres(&self.pool).await?;
-        provisioning::record_applied(&mut tx, target, &spec, applied.uid().as_deref()).await?;
+        // The job's own row first: the use case's audit append, which locks the chain head
+        // every writer shares, comes last in the transaction.
         context.job_complete_tx(&mut tx).await?;
+        provisioning::record_applied(&mut tx, target, &spec, applied.uid().as_deref()).await?;
         tx.commit().await?;
         tracing::info!("vm_provision: applied");
         Ok(WorkOutcome::Complete)
@@ -197,10 +199,10 @@ impl ProvisionWorker {
     ) -> Result<WorkOutcome, ProvisionError> {
         tracing::warn!(reason, "vm_provision: {message}");
         let mut tx = riverqueue::database::begin_postgres(&self.pool).await?;
-        provisioning::record_failure(&mut tx, target, reason, message).await?;
         if let Some(context) = context {
             context.job_complete_tx(&mut tx).await?;
         }
+        provisioning::record_failure(&mut tx, target, reason, message).await?;
         tx.commit().await?;
         Ok(WorkOutcome::Complete)
     }

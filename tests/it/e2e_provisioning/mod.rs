@@ -301,7 +301,16 @@ async fn approved_vms_run_on_their_clusters_and_prod_never_lands_on_test(
             "{action} in {actions:?}"
         );
     }
-    // One Event per VM transition, not per reconcile.
+    // One Event per VM transition, not per reconcile. The reconcile that records the
+    // second one may come just after the ticket settled.
+    crate::common::eventually(
+        "two VMRunning Events",
+        30,
+        || event_count(&env, "r1", "VMRunning"),
+        |n| *n >= 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         event_count(&env, "r1", "VMRunning").await,
         2,
