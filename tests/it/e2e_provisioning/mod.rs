@@ -401,6 +401,14 @@ async fn one_unschedulable_vm_of_three_makes_the_ticket_partially_succeed(
         .filter(|a| *a == "vm.failed")
         .count() as i64;
     assert!(failed_transitions >= 1);
+    // The reconcile that records an Event may come just after the audit row.
+    crate::common::eventually(
+        "a VMFailed Event per audited transition",
+        30,
+        || event_count(&env, "r1", "VMFailed"),
+        |n| *n >= failed_transitions,
+    )
+    .await;
     assert_eq!(
         event_count(&env, "r1", "VMFailed").await,
         failed_transitions
