@@ -346,14 +346,7 @@ async fn pages_stay_stable_while_tickets_are_added(opts: PgPoolOptions, connect:
 async fn lists_audit_and_rbac_follow_permissions(opts: PgPoolOptions, connect: PgConnectOptions) {
     let t = setup(opts, connect).await;
     pending(&t.pool, 1).await;
-    crate::common::world::bind(
-        &t.pool,
-        shepherd::domain::Subject::group("platform-admins"),
-        "platform-admin",
-        None,
-        &["test", "prod"],
-    )
-    .await;
+    crate::common::world::platform_admins(&t.pool).await;
     let api = api(&t.pool, ApiConfig::default()).await;
 
     // mallory has no binding and no resource role: nothing is visible.

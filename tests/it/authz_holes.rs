@@ -3,7 +3,7 @@
 
 use crate::common::e2e::Env;
 use crate::common::rest::{Answer, api};
-use crate::common::world::{bind, pending};
+use crate::common::world::{bind, pending, platform_admins};
 use crate::common::{count, setup};
 use crate::e2e_provisioning::{
     approval, request_and_approve, settled, vm_request, wait_phase, world,
@@ -55,15 +55,7 @@ async fn nobody_grants_more_than_they_hold(opts: PgPoolOptions, connect: PgConne
         &["test"],
     )
     .await;
-    let platform_admins = Subject::group("platform-admins");
-    bind(
-        &t.pool,
-        platform_admins,
-        "platform-admin",
-        None,
-        &["test", "prod"],
-    )
-    .await;
+    platform_admins(&t.pool).await;
     let api = api(&t.pool, ApiConfig::default()).await;
     let mine = |role: &str, envs: &[&str]| grant("sam", role, None, envs);
 
@@ -619,15 +611,7 @@ async fn values_the_database_cannot_store_are_refused_not_failed(
 ) {
     let t = setup(opts, connect).await;
     let ticket = pending(&t.pool, 1).await;
-    let platform_admins = Subject::group("platform-admins");
-    bind(
-        &t.pool,
-        platform_admins,
-        "platform-admin",
-        None,
-        &["test", "prod"],
-    )
-    .await;
+    platform_admins(&t.pool).await;
     let api = api(&t.pool, ApiConfig::default()).await;
     let body = api
         .post(

@@ -38,6 +38,19 @@ pub async fn bind(
     .expect("new binding");
 }
 
+/// The group `platform-admins` (root's, in the REST harness) bound platform-admin for both
+/// environments.
+pub async fn platform_admins(pool: &PgPool) {
+    bind(
+        pool,
+        Subject::group("platform-admins"),
+        "platform-admin",
+        None,
+        &["test", "prod"],
+    )
+    .await;
+}
+
 pub fn alice() -> Caller {
     Caller::new("alice", &["dev"])
 }
