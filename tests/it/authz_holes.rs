@@ -132,6 +132,17 @@ async fn a_scoped_system_admin_manages_its_system_only(
 
 // End to end, with the real kubectl against the simulated management cluster.
 
+/// alice asks for `count` VMs in team-a as VmRequest `name`; returns once it awaits approval.
+async fn alice_requests(env: &Env, name: &str, count: i32) {
+    env.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(&vm_request(name, "team-a", count)),
+    )
+    .await;
+    wait_phase(env, name, &["PendingApproval"], 30).await;
+}
+
 async fn ticket_statuses(env: &Env) -> Vec<(String, String)> {
     sqlx::query_as("SELECT requester, status FROM tickets ORDER BY created_at")
         .fetch_all(&env.db.pool)
@@ -164,13 +175,7 @@ async fn an_approval_binds_to_the_request_it_was_admitted_for(
     assert!(err.contains("VmRequest apps/r1 does not exist"), "{err}");
     assert!(env.get("approvals", Some("apps"), "early").await.is_none());
 
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(&vm_request("r1", "team-a", 1)),
-    )
-    .await;
-    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    alice_requests(&env, "r1", 1).await;
     let first_uid = uid(&env, "vmrequests", "r1").await;
 
     // With the reconcilers stopped, bob approves r1; r1 is then removed (finalizer and all)
@@ -241,13 +246,7 @@ async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
     connect: PgConnectOptions,
 ) {
     let env = world(opts, connect, false).await;
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(&vm_request("r1", "team-a", 1)),
-    )
-    .await;
-    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    alice_requests(&env, "r1", 1).await;
     for user in ["mallory", "carol"] {
         let (ok, _, err) = env
             .kubectl(user, &["delete", "vmrequest", "r1", "-n", "apps"], None)
@@ -280,13 +279,7 @@ async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
     assert_eq!(actor, "bob", "the audit row names who deleted it");
 
     // The requester may always withdraw her own.
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(&vm_request("r2", "team-a", 1)),
-    )
-    .await;
-    wait_phase(&env, "r2", &["PendingApproval"], 30).await;
+    alice_requests(&env, "r2", 1).await;
     env.kubectl_ok("alice", &["delete", "vmrequest", "r2", "-n", "apps"], None)
         .await;
     env.wait_gone("vmrequests", Some("apps"), "r2").await;
@@ -337,13 +330,7 @@ async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
 #[sqlx::test(migrations = false)]
 async fn a_stamp_is_good_for_one_object_only(opts: PgPoolOptions, connect: PgConnectOptions) {
     let env = world(opts, connect, false).await;
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(&vm_request("r1", "team-a", 1)),
-    )
-    .await;
-    wait_phase(&env, "r1", &["PendingApproval"], 30).await;
+    alice_requests(&env, "r1", 1).await;
     let original = env.get("vmrequests", Some("apps"), "r1").await.unwrap();
     env.kubectl_ok("alice", &["delete", "vmrequest", "r1", "-n", "apps"], None)
         .await;
@@ -393,13 +380,7 @@ async fn a_key_rotation_leaves_succeeded_requests_alone(
     env.identity_keys = KeyRing::new(new_key, vec![crate::common::e2e::KEY.to_vec()]).unwrap();
     env.start_shepherd("replica-1").await;
     // A new request is stamped with the new key; the old one still verifies.
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(&vm_request("r2", "team-a", 1)),
-    )
-    .await;
-    wait_phase(&env, "r2", &["PendingApproval"], 30).await;
+    alice_requests(&env, "r2", 1).await;
     let r2 = env.get("vmrequests", Some("apps"), "r2").await.unwrap();
     assert_eq!(
         r2["metadata"]["annotations"][shepherd::crd::identity::KEY_ID],
