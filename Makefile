@@ -7,11 +7,17 @@ CARGO ?= cargo
 # The URL of the database started by `make db` (or the one already in DATABASE_URL).
 DB_URL = $${DATABASE_URL:-$$(bash scripts/db.sh url)}
 KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
+# Helm 4 and kubernetes-validate (Kubernetes 1.37 schemas), pinned, for the chart's tests.
+HELM = $(CURDIR)/.cache/tools/helm/helm
+KUBERNETES_VALIDATE = $(CURDIR)/.cache/tools/kubernetes-validate/run
+# The image tag of `make image`: the crate's version.
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
 # KubeVirt's swagger.json of a pinned commit (checksum verified), test data for the renderer.
 SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl kubevirt-swagger build test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
+.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -19,6 +25,7 @@ help:
 	@echo "make test-unit   unit tests only (no database)"
 	@echo "make ci     format check, clippy and rustdoc (warnings denied), then make test"
 	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
+	@echo "make image   build the container image (podman or docker; not possible on every machine)"
 	@echo "make fuzz   cargo-fuzz targets, FUZZ_SECONDS (30) each (not in CI)"
 	@echo "make api-fuzz   schemathesis against a live REST API (not in CI)"
 
@@ -31,14 +38,26 @@ db-stop:
 kubectl:
 	@bash scripts/kubectl.sh >/dev/null
 
+helm:
+	@bash scripts/helm.sh >/dev/null
+
+kubernetes-validate:
+	@bash scripts/kubernetes-validate.sh >/dev/null
+
 kubevirt-swagger:
 	@bash scripts/kubevirt-swagger.sh >/dev/null
+
+# The container image (Containerfile: multi-stage, the `shepherd` binary alone, non-root).
+# Needs podman or docker and access to the base images' registries.
+image:
+	$(CONTAINER_ENGINE) build -f Containerfile -t kubevirt-shepherd:$(VERSION) .
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: db kubectl kubevirt-swagger
-	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL) SHEPHERD_KUBEVIRT_SWAGGER=$(SWAGGER); \
+test: db kubectl helm kubernetes-validate kubevirt-swagger
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL) SHEPHERD_KUBEVIRT_SWAGGER=$(SWAGGER) \
+	  SHEPHERD_HELM=$(HELM) SHEPHERD_KUBERNETES_VALIDATE=$(KUBERNETES_VALIDATE); \
 	if [ -n "$(NEXTEST)" ]; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
 

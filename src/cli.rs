@@ -111,9 +111,10 @@ enum Command {
     Openapi,
     /// Write the CustomResourceDefinitions generated from the API types.
     Crdgen {
-        /// Directory to write one YAML file per CRD into.
-        #[arg(long, default_value = "crds")]
-        out: std::path::PathBuf,
+        /// Directory to write one YAML file per CRD into; repeat for several. By default
+        /// `crds/` and the Helm chart's `charts/kubevirt-shepherd/crds/`.
+        #[arg(long, default_values = ["crds", "charts/kubevirt-shepherd/crds"])]
+        out: Vec<std::path::PathBuf>,
     },
 }
 
@@ -243,12 +244,14 @@ fn parse_subject(s: &str) -> Result<Subject, String> {
 /// Runs the command; the exit code is 0 on success, 1 when `audit verify` finds tampering.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Crdgen { out } = &cli.command {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        for (file, crd) in crate::crd::crdgen::all() {
-            let path = out.join(file);
-            std::fs::write(&path, crate::crd::crdgen::to_yaml(&crd))
-                .with_context(|| format!("writing {}", path.display()))?;
-            println!("crdgen: wrote {}", path.display());
+        for dir in out {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (file, crd) in crate::crd::crdgen::all() {
+                let path = dir.join(file);
+                std::fs::write(&path, crate::crd::crdgen::to_yaml(&crd))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("crdgen: wrote {}", path.display());
+            }
         }
         return Ok(0);
     }

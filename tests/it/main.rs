@@ -15,6 +15,7 @@ mod app_front_door;
 mod app_operations;
 mod architecture;
 mod authz_holes;
+mod chart;
 mod cli_logs;
 mod cli_pipe;
 mod db_audit;
