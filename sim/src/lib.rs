@@ -13,6 +13,7 @@ pub mod faults;
 pub mod kubevirt;
 pub mod objects;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;

@@ -135,6 +135,9 @@ impl Core {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 obj["status"] = json!({"phase": "Active"});
             }
+            "Secret" if def.group.is_empty() && obj["type"].as_str().unwrap_or("").is_empty() => {
+                obj["type"] = json!("Opaque");
+            }
             "CustomResourceDefinition" => obj["status"] = json!({}),
             _ => {}
         }

@@ -142,9 +142,7 @@ impl Req<'_> {
             serde_saphyr::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         } else if ct.contains("protobuf") {
-            Err(ApiError::unsupported_media(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
-            )))
+            crate::protobuf::decode(&self.body)
         } else {
             serde_json::from_slice(&self.body).map_err(|e| {
                 ApiError::bad_request(format!(
