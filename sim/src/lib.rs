@@ -22,6 +22,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod workloads;
 
 pub use auth::User;
 pub use cluster::{ClusterConfig, Sim, SimCluster, SimConfig};

@@ -141,6 +141,7 @@ impl Core {
             "CustomResourceDefinition" => obj["status"] = json!({}),
             _ => {}
         }
+        crate::workloads::on_create(def, &mut obj);
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut obj, ctx.validation, &mut warnings)?;
         if Self::admits(def, ctx) {
