@@ -196,6 +196,11 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         ["api"] => ok(discovery::api_versions(&app.addr)),
         ["apis"] => ok(discovery::api_group_list(&core.registry())),
         ["openapi", "v3"] => ok(openapi::index(&core.registry())),
+        ["openapi", "v2"] => Ok((
+            [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")],
+            openapi::v2_protobuf(),
+        )
+            .into_response()),
         ["openapi", "v3", "api", v] => {
             openapi::group_version(&core.registry(), "", v).map_or_else(|| Err(not_found()), ok)
         }
