@@ -13,6 +13,7 @@ pub mod faults;
 pub mod kubevirt;
 pub mod objects;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod workloads;
 
 pub use auth::User;
 pub use cluster::{ClusterConfig, Sim, SimCluster, SimConfig};

@@ -79,7 +79,7 @@ const ALL_VERBS: &[&str] = &[
 ];
 
 #[allow(clippy::too_many_arguments)]
-fn builtin(
+pub(crate) fn builtin(
     group: &str,
     version: &str,
     kind: &str,
@@ -253,7 +253,11 @@ pub struct Registry {
 impl Registry {
     pub fn with_builtins() -> Self {
         Registry {
-            defs: builtins().into_iter().map(Arc::new).collect(),
+            defs: builtins()
+                .into_iter()
+                .chain(crate::workloads::defs())
+                .map(Arc::new)
+                .collect(),
             extra: vec![],
         }
     }

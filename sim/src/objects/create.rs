@@ -135,9 +135,13 @@ impl Core {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 obj["status"] = json!({"phase": "Active"});
             }
+            "Secret" if def.group.is_empty() && obj["type"].as_str().unwrap_or("").is_empty() => {
+                obj["type"] = json!("Opaque");
+            }
             "CustomResourceDefinition" => obj["status"] = json!({}),
             _ => {}
         }
+        crate::workloads::on_create(def, &mut obj);
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut obj, ctx.validation, &mut warnings)?;
         if Self::admits(def, ctx) {

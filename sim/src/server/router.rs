@@ -142,9 +142,7 @@ impl Req<'_> {
             serde_saphyr::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         } else if ct.contains("protobuf") {
-            Err(ApiError::unsupported_media(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
-            )))
+            crate::protobuf::decode(&self.body)
         } else {
             serde_json::from_slice(&self.body).map_err(|e| {
                 ApiError::bad_request(format!(
@@ -198,6 +196,11 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         ["api"] => ok(discovery::api_versions(&app.addr)),
         ["apis"] => ok(discovery::api_group_list(&core.registry())),
         ["openapi", "v3"] => ok(openapi::index(&core.registry())),
+        ["openapi", "v2"] => Ok((
+            [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")],
+            openapi::v2_protobuf(),
+        )
+            .into_response()),
         ["openapi", "v3", "api", v] => {
             openapi::group_version(&core.registry(), "", v).map_or_else(|| Err(not_found()), ok)
         }
