@@ -79,7 +79,7 @@ const ALL_VERBS: &[&str] = &[
 ];
 
 #[allow(clippy::too_many_arguments)]
-fn builtin(
+pub(crate) fn builtin(
     group: &str,
     version: &str,
     kind: &str,
@@ -230,6 +230,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     );
     ssar.verbs = vec!["create"];
     v.push(ssar);
+    v.extend(crate::rbac::builtin_defs());
     v
 }
 
