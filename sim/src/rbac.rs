@@ -92,25 +92,29 @@ pub(crate) fn builtin_defs() -> Vec<ResourceDef> {
             false,
         ),
     ];
-    for (kind, plural, namespaced) in [
-        ("SubjectAccessReview", "subjectaccessreviews", false),
+    let authz = "authorization.k8s.io";
+    for (group, kind, plural, namespaced) in [
+        (authz, "SubjectAccessReview", "subjectaccessreviews", false),
         (
+            authz,
             "LocalSubjectAccessReview",
             "localsubjectaccessreviews",
             true,
         ),
-        ("SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
+        (
+            authz,
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+        ),
+        (
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+        ),
     ] {
-        let mut d = b(
-            "authorization.k8s.io",
-            "v1",
-            kind,
-            plural,
-            namespaced,
-            &[],
-            false,
-            false,
-        );
+        let mut d = b(group, "v1", kind, plural, namespaced, &[], false, false);
         d.verbs = vec!["create"];
         v.push(d);
     }
@@ -653,8 +657,9 @@ fn review_invalid(kind: &str, field: &str, value: Option<String>, detail: &str) 
     )
 }
 
-/// Answers a SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview or
-/// SelfSubjectRulesReview created by `user` (`ns` for the local review's path).
+/// Answers a SelfSubjectAccessReview, SubjectAccessReview, LocalSubjectAccessReview,
+/// SelfSubjectRulesReview or SelfSubjectReview created by `user` (`ns` for the local
+/// review's path).
 pub fn access_review(
     core: &Core,
     user: &User,
@@ -666,6 +671,14 @@ pub fn access_review(
     let has_res = spec["resourceAttributes"].is_object();
     let has_non = spec["nonResourceAttributes"].is_object();
     let attrs = match def.plural.as_str() {
+        "selfsubjectreviews" => {
+            // `kubectl auth whoami`.
+            return Ok(json!({
+                "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "status": {"userInfo": user.user_info()},
+            }));
+        }
         "selfsubjectrulesreviews" => {
             return Ok(rules_review(core, user, body));
         }
