@@ -1,6 +1,9 @@
 //! Admission webhooks: the server calls HTTPS webhooks from Mutating- and
 //! ValidatingWebhookConfigurations with `AdmissionReview` v1, like the real one.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,6 +15,32 @@ use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::ResourceDef;
 use crate::selectors::LabelSelector;
+
+/// Where webhook Services are served: there are no pods or kube-proxy, so tests map
+/// `(namespace, name, port)` of a Service to a local address
+/// (`SimCluster::route_service`). The server still verifies the webhook's certificate for
+/// `<name>.<namespace>.svc` against `caBundle`, like kube-apiserver.
+#[derive(Debug, Default)]
+pub struct ServiceRoutes(RwLock<HashMap<(String, String, u16), SocketAddr>>);
+
+impl ServiceRoutes {
+    pub fn set(&self, namespace: &str, name: &str, port: u16, addr: Option<SocketAddr>) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), name.to_string(), port);
+        match addr {
+            Some(a) => m.insert(key, a),
+            None => m.remove(&key),
+        };
+    }
+
+    pub fn get(&self, namespace: &str, name: &str, port: u16) -> Option<SocketAddr> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(namespace.to_string(), name.to_string(), port))
+            .copied()
+    }
+}
 
 /// The request being admitted.
 pub struct Attributes<'a> {
@@ -25,6 +54,8 @@ pub struct Attributes<'a> {
     pub dry_run: bool,
     /// Labels of the request's namespace (for `namespaceSelector`).
     pub namespace_labels: Value,
+    /// Where `clientConfig.service` webhooks are served.
+    pub routes: &'a ServiceRoutes,
 }
 
 fn str_in(list: &Value, want: &str) -> bool {
@@ -83,9 +114,16 @@ fn matches(hook: &Value, a: &Attributes<'_>, object: Option<&Value>) -> bool {
             return false;
         }
     }
-    if a.def.namespaced
+    // A Namespace itself is matched by its own labels (the new ones on create/update).
+    let is_namespace = a.def.group.is_empty() && a.def.plural == "namespaces";
+    let ns_labels = match (is_namespace, object) {
+        (true, Some(o)) if a.subresource.is_empty() => labels_of(Some(o)),
+        (true, _) => labels_of(a.old),
+        (false, _) => a.namespace_labels.clone(),
+    };
+    if (a.def.namespaced || is_namespace)
         && let Ok(sel) = LabelSelector::from_object(&hook["namespaceSelector"])
-        && !sel.matches(&a.namespace_labels)
+        && !sel.matches(&ns_labels)
     {
         return false;
     }
@@ -120,10 +158,44 @@ fn review(a: &Attributes<'_>, object: Option<&Value>) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
 }
 
-async fn call(hook: &Value, body: &Value) -> Result<Value, String> {
-    let url = hook["clientConfig"]["url"].as_str().ok_or_else(|| {
-        "only clientConfig.url webhooks can be reached from the simulator".to_string()
-    })?;
+/// Where to send a webhook request: the TLS server name and Host, the address to dial,
+/// the request path and the URL for messages.
+struct Target {
+    host: String,
+    port: u16,
+    dial: Option<SocketAddr>,
+    path: String,
+    url: String,
+}
+
+fn target(hook: &Value, routes: &ServiceRoutes, secs: u64) -> Result<Target, String> {
+    let svc = &hook["clientConfig"]["service"];
+    if svc.is_object() {
+        let ns = svc["namespace"].as_str().unwrap_or_default();
+        let name = svc["name"].as_str().unwrap_or_default();
+        let port = svc["port"].as_u64().unwrap_or(443) as u16;
+        let mut path = svc["path"].as_str().unwrap_or("/").to_string();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        // The real server adds the timeout as a query parameter.
+        let path = format!("{path}?timeout={secs}s");
+        let host = format!("{name}.{ns}.svc");
+        let url = format!("https://{host}:{port}{path}");
+        let dial = routes.get(ns, name, port).ok_or_else(|| {
+            format!("failed to call webhook: Post \"{url}\": no endpoints available for service \"{name}\"")
+        })?;
+        return Ok(Target {
+            host,
+            port,
+            dial: Some(dial),
+            path,
+            url,
+        });
+    }
+    let url = hook["clientConfig"]["url"]
+        .as_str()
+        .ok_or_else(|| "webhook clientConfig needs a url or a service".to_string())?;
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| format!("invalid webhook url {url:?}: {e}"))?;
@@ -135,7 +207,32 @@ async fn call(hook: &Value, body: &Value) -> Result<Value, String> {
         .ok_or("webhook url has no host")?
         .trim_matches(['[', ']'])
         .to_string();
-    let port = uri.port_u16().unwrap_or(443);
+    Ok(Target {
+        host,
+        port: uri.port_u16().unwrap_or(443),
+        dial: None,
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
+        url: url.to_string(),
+    })
+}
+
+async fn call(
+    hook: &Value,
+    body: &Value,
+    routes: &ServiceRoutes,
+    secs: u64,
+) -> Result<Value, String> {
+    let Target {
+        host,
+        port,
+        dial,
+        path,
+        url,
+    } = target(hook, routes, secs)?;
     let ca = hook["clientConfig"]["caBundle"]
         .as_str()
         .unwrap_or_default();
@@ -144,11 +241,14 @@ async fn call(hook: &Value, body: &Value) -> Result<Value, String> {
         .map_err(|e| format!("invalid caBundle: {e}"))?;
     let roots = crate::tls::root_store_from_pem(&pem)?;
     let cfg = crate::tls::client_config(roots).map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| {
-            format!("failed to call webhook: Post \"{url}\": dial tcp {host}:{port}: {e}")
-        })?;
+    let connected = match dial {
+        Some(addr) => tokio::net::TcpStream::connect(addr).await,
+        None => tokio::net::TcpStream::connect((host.as_str(), port)).await,
+    };
+    let tcp = connected.map_err(|e| {
+        let to = dial.map_or_else(|| format!("{host}:{port}"), |a| a.to_string());
+        format!("failed to call webhook: Post \"{url}\": dial tcp {to}: {e}")
+    })?;
     let server_name =
         rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
     let tls = tokio_rustls::TlsConnector::from(cfg)
@@ -160,7 +260,6 @@ async fn call(hook: &Value, body: &Value) -> Result<Value, String> {
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let req = hyper::Request::post(path)
         .header("host", format!("{host}:{port}"))
         .header("content-type", "application/json")
@@ -189,10 +288,15 @@ async fn call(hook: &Value, body: &Value) -> Result<Value, String> {
     serde_json::from_slice(&bytes).map_err(|e| format!("failed to decode webhook response: {e}"))
 }
 
-async fn call_with_policy(hook: &Value, body: &Value) -> ApiResult<Option<Value>> {
+async fn call_with_policy(
+    hook: &Value,
+    body: &Value,
+    routes: &ServiceRoutes,
+) -> ApiResult<Option<Value>> {
     let name = hook["name"].as_str().unwrap_or_default();
     let secs = hook["timeoutSeconds"].as_u64().unwrap_or(10).clamp(1, 30);
-    let result = match tokio::time::timeout(Duration::from_secs(secs), call(hook, body)).await {
+    let call = call(hook, body, routes, secs);
+    let result = match tokio::time::timeout(Duration::from_secs(secs), call).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "failed to call webhook: context deadline exceeded (timeout {secs}s)"
@@ -254,7 +358,7 @@ pub async fn mutate(
             continue;
         }
         let name = hook["name"].as_str().unwrap_or_default().to_string();
-        let Some(reply) = call_with_policy(&hook, &review(a, Some(object))).await? else {
+        let Some(reply) = call_with_policy(&hook, &review(a, Some(object)), a.routes).await? else {
             continue;
         };
         let resp = &reply["response"];
@@ -299,7 +403,7 @@ pub async fn validate(
             continue;
         }
         let name = hook["name"].as_str().unwrap_or_default().to_string();
-        let Some(reply) = call_with_policy(&hook, &review(a, object)).await? else {
+        let Some(reply) = call_with_policy(&hook, &review(a, object), a.routes).await? else {
             continue;
         };
         if reply["response"]["allowed"].as_bool() != Some(true) {

@@ -16,6 +16,7 @@ use crate::error::SimError;
 use crate::faults::Faults;
 use crate::kubevirt::{KubeVirt, KubeVirtConfig};
 use crate::objects::{Core, Ctx};
+use crate::rbac::Authorization;
 use crate::resources::Registry;
 use crate::server::{App, router, serve_https};
 use crate::store::Store;
@@ -37,6 +38,8 @@ pub struct ClusterConfig {
     pub bookmark_interval_ms: u64,
     /// Simulate KubeVirt (target clusters).
     pub kubevirt: Option<KubeVirtConfig>,
+    /// `AlwaysAllow` (default: every authenticated user may do everything) or `RBAC`.
+    pub authorization: Authorization,
     /// Objects (e.g. CRDs from `crds/`) created at start, in order.
     #[serde(skip)]
     pub objects: Vec<Value>,
@@ -51,6 +54,7 @@ impl Default for ClusterConfig {
             watch_window: 10_000,
             bookmark_interval_ms: 1_000,
             kubevirt: None,
+            authorization: Authorization::AlwaysAllow,
             objects: vec![],
         }
     }
@@ -101,6 +105,17 @@ impl ClusterConfig {
         self.kubevirt = Some(kv);
         self
     }
+
+    /// Enforces RBAC (`Authorization::Rbac`) or lets every user do everything.
+    pub fn with_authorization(mut self, authorization: Authorization) -> Self {
+        self.authorization = authorization;
+        self
+    }
+
+    /// Shorthand for `with_authorization(Authorization::Rbac)`.
+    pub fn with_rbac(self) -> Self {
+        self.with_authorization(Authorization::Rbac)
+    }
 }
 
 /// A running simulated cluster. Dropping it does not stop the server; call `shutdown`.
@@ -143,6 +158,9 @@ impl SimCluster {
             users: users.clone(),
             faults: faults.clone(),
             bookmark_interval: Duration::from_millis(config.bookmark_interval_ms.max(10)),
+            authorization: crate::rbac::Mode::new(config.authorization),
+            tokens: Default::default(),
+            service_routes: Default::default(),
         });
         let ctx = Ctx::internal("shepherd-sim");
         let ns_def = core.find("", "v1", "namespaces")?;
@@ -242,40 +260,107 @@ impl SimCluster {
         self.kubevirt.as_deref()
     }
 
+    /// The current authorization mode.
+    pub fn authorization(&self) -> Authorization {
+        self.core.authorization.get()
+    }
+
+    /// Switches the authorization mode at run time (e.g. turn RBAC on after setup).
+    pub fn set_authorization(&self, authorization: Authorization) {
+        self.core.authorization.set(authorization);
+    }
+
+    /// Issues a token for the existing ServiceAccount `namespace/name`, as a
+    /// `TokenRequest` with default audience and an expiry of `expiration`. It authenticates
+    /// as `system:serviceaccount:<namespace>:<name>` until the ServiceAccount is deleted.
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        expiration: Duration,
+    ) -> Result<String, SimError> {
+        let secs = i64::try_from(expiration.as_secs()).unwrap_or(i64::MAX);
+        let (token, _) = self.core.tokens.issue(
+            &self.core,
+            namespace,
+            name,
+            vec![crate::tokens::API_AUDIENCE.to_string()],
+            secs,
+        )?;
+        Ok(token)
+    }
+
+    /// A kubeconfig for the ServiceAccount `namespace/name` with a freshly issued
+    /// one-day token (user `<name>`, context `<name>@<cluster>`, namespace `namespace`).
+    pub fn service_account_kubeconfig_yaml(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, SimError> {
+        let token = self.service_account_token(namespace, name, Duration::from_secs(24 * 3600))?;
+        Ok(self.kubeconfig_for(name, &token, namespace))
+    }
+
+    /// Writes `<dir>/<namespace>.<name>.kubeconfig` (see
+    /// `service_account_kubeconfig_yaml`) and returns its path.
+    pub fn write_service_account_kubeconfig(
+        &self,
+        dir: &Path,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, SimError> {
+        let yaml = self.service_account_kubeconfig_yaml(namespace, name)?;
+        write_file(dir, &format!("{namespace}.{name}.kubeconfig"), &yaml)
+    }
+
+    /// A kube client authenticated as the ServiceAccount `namespace/name`.
+    pub fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client, SimError> {
+        let yaml = self.service_account_kubeconfig_yaml(namespace, name)?;
+        client_from_yaml(&yaml)
+    }
+
+    /// Routes the Service `namespace/name` on `port` to `addr`, as kube-proxy would to a
+    /// pod: admission webhooks with `clientConfig.service` then dial `addr`, verifying the
+    /// certificate for `<name>.<namespace>.svc` against `caBundle`. Unrouted Services
+    /// fail like one without endpoints.
+    pub fn route_service(&self, namespace: &str, name: &str, port: u16, addr: SocketAddr) {
+        self.core
+            .service_routes
+            .set(namespace, name, port, Some(addr));
+    }
+
+    /// Removes a route set by `route_service`.
+    pub fn unroute_service(&self, namespace: &str, name: &str, port: u16) {
+        self.core.service_routes.set(namespace, name, port, None);
+    }
+
+    fn kubeconfig_for(&self, user: &str, token: &str, namespace: &str) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
+        let (c, ctx) = (&self.name, format!("{user}@{}", self.name));
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {c}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: {c}\n    user: {user}\n    namespace: {namespace}\ncurrent-context: {ctx}\n",
+            url = self.url()
+        )
+    }
+
     /// The kubeconfig for `user` as YAML (context `<user>@<cluster>`, namespace default).
     pub fn kubeconfig_yaml(&self, user: &str) -> Result<String, SimError> {
         let token = self.token(user)?;
-        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
-        let (c, ctx) = (&self.name, format!("{user}@{}", self.name));
-        Ok(format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {c}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: {c}\n    user: {user}\n    namespace: default\ncurrent-context: {ctx}\n",
-            url = self.url()
-        ))
+        Ok(self.kubeconfig_for(user, token, "default"))
     }
 
     /// Writes `<dir>/<user>.kubeconfig` and returns its path.
     pub fn write_kubeconfig(&self, dir: &Path, user: &str) -> Result<PathBuf, SimError> {
         let yaml = self.kubeconfig_yaml(user)?;
-        std::fs::create_dir_all(dir).map_err(|source| SimError::Write {
-            path: dir.into(),
-            source,
-        })?;
-        let path = dir.join(format!("{user}.kubeconfig"));
-        std::fs::write(&path, yaml).map_err(|source| SimError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
+        write_file(dir, &format!("{user}.kubeconfig"), &yaml)
     }
 
     pub fn kube_config(&self, user: &str) -> Result<kube::Config, SimError> {
-        let yaml = self.kubeconfig_yaml(user)?;
-        let kc = kube::config::Kubeconfig::from_yaml(&yaml)
-            .map_err(|e| SimError::Kube(e.to_string()))?;
-        let opts = kube::config::KubeConfigOptions::default();
-        // Config::from_custom_kubeconfig is async only to run exec plugins; none here.
-        futures::executor::block_on(kube::Config::from_custom_kubeconfig(kc, &opts))
-            .map_err(|e| SimError::Kube(e.to_string()))
+        config_from_yaml(&self.kubeconfig_yaml(user)?)
     }
 
     /// A kube client authenticated as `user`.
@@ -294,6 +379,32 @@ impl Drop for SimCluster {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn write_file(dir: &Path, file: &str, text: &str) -> Result<PathBuf, SimError> {
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Write {
+        path: dir.into(),
+        source,
+    })?;
+    let path = dir.join(file);
+    std::fs::write(&path, text).map_err(|source| SimError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+fn config_from_yaml(yaml: &str) -> Result<kube::Config, SimError> {
+    let kc =
+        kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| SimError::Kube(e.to_string()))?;
+    let opts = kube::config::KubeConfigOptions::default();
+    // Config::from_custom_kubeconfig is async only to run exec plugins; none here.
+    futures::executor::block_on(kube::Config::from_custom_kubeconfig(kc, &opts))
+        .map_err(|e| SimError::Kube(e.to_string()))
+}
+
+fn client_from_yaml(yaml: &str) -> Result<kube::Client, SimError> {
+    kube::Client::try_from(config_from_yaml(yaml)?).map_err(|e| SimError::Kube(e.to_string()))
 }
 
 /// Configuration of a whole simulation: a management cluster and target clusters.

@@ -69,6 +69,13 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             r["categories"] = json!(d.categories);
         }
         resources.push(r);
+        if d.group.is_empty() && d.plural == "serviceaccounts" {
+            resources.push(json!({
+                "name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                "verbs": ["create"],
+            }));
+        }
         if d.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shepherd_sim::{ClusterConfig, Sim, SimConfig, User};
+use shepherd_sim::{Authorization, ClusterConfig, Sim, SimConfig, User};
 
 #[derive(Parser)]
 #[command(name = "shepherd-sim", about = "Kubernetes API and KubeVirt simulator")]
@@ -31,6 +31,10 @@ enum Command {
         /// Extra users in every cluster as `name[:group,group]`.
         #[arg(long = "user")]
         users: Vec<String>,
+        /// Enforce RBAC in every cluster (default: every authenticated user may do
+        /// everything; a config file can set `authorization: RBAC` per cluster).
+        #[arg(long)]
+        rbac: bool,
     },
 }
 
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         config,
         targets,
         users,
+        rbac,
     } = Cli::parse().command;
     let mut cfg = match &config {
         Some(p) => {
@@ -90,6 +95,12 @@ async fn main() -> anyhow::Result<()> {
         cfg.management.users.push(u.clone());
         for t in cfg.targets.iter_mut() {
             t.users.push(u.clone());
+        }
+    }
+    if rbac {
+        cfg.management.authorization = Authorization::Rbac;
+        for t in cfg.targets.iter_mut() {
+            t.authorization = Authorization::Rbac;
         }
     }
     let sim = Sim::start(cfg).await?;

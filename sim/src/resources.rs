@@ -230,6 +230,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     );
     ssar.verbs = vec!["create"];
     v.push(ssar);
+    v.extend(crate::rbac::builtin_defs());
     v
 }
 

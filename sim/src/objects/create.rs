@@ -133,6 +133,7 @@ impl Core {
         match def.kind.as_str() {
             "Namespace" if def.group.is_empty() => {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
                 obj["status"] = json!({"phase": "Active"});
             }
             "Secret" if def.group.is_empty() && obj["type"].as_str().unwrap_or("").is_empty() => {

@@ -98,6 +98,12 @@ pub struct Core {
     pub users: Vec<User>,
     pub faults: Arc<Faults>,
     pub bookmark_interval: Duration,
+    /// AlwaysAllow or RBAC (`crate::rbac`).
+    pub authorization: crate::rbac::Mode,
+    /// ServiceAccount tokens issued at run time (`crate::tokens`).
+    pub tokens: crate::tokens::Tokens,
+    /// Services reachable by admission webhooks (`SimCluster::route_service`).
+    pub service_routes: crate::admission::ServiceRoutes,
 }
 
 pub fn now() -> String {
@@ -176,7 +182,7 @@ impl Core {
 
     #[allow(clippy::too_many_arguments)]
     fn attributes<'a>(
-        &self,
+        &'a self,
         op: &'a str,
         def: &'a ResourceDef,
         sub: &'a str,
@@ -210,6 +216,7 @@ impl Core {
             user: &ctx.user,
             dry_run: ctx.dry_run,
             namespace_labels: ns_labels,
+            routes: &self.service_routes,
         }
     }
 

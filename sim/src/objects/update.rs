@@ -128,6 +128,10 @@ impl Core {
                 }
             }
         }
+        if def.group.is_empty() && def.plural == "namespaces" {
+            // Like the real namespace strategy, the name label always follows the name.
+            new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        }
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut new, ctx.validation, &mut warnings)?;
         if Self::admits(def, ctx) {

@@ -138,6 +138,7 @@ impl Core {
         {
             errs.extend(e);
         }
+        errs.extend(crate::rbac::validate(def, obj, old));
         if errs.is_empty() {
             Ok(())
         } else {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::auth::{self, User};
+use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::objects::{Core, Ctx, FieldValidation, PatchType, Written};
 use crate::resources::{self, ResourceDef};
@@ -163,9 +163,7 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let user = auth::authenticate(&app.core.users, header)
-        .cloned()
-        .ok_or_else(ApiError::unauthorized)?;
+    let user = crate::tokens::authenticate(&app.core, header).ok_or_else(ApiError::unauthorized)?;
     app.core.faults.before_request().await?;
     let query: HashMap<String, String> =
         form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
@@ -181,6 +179,7 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         body,
         user,
     };
+    crate::rbac::authorize_request(&app.core, &r.user, &r.method, &path, &r.query)?;
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let core = &app.core;
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
@@ -286,6 +285,17 @@ async fn resource(
     if (!def.namespaced && ns.is_some()) || (def.namespaced && ns.is_none() && name.is_some()) {
         return Err(not_found());
     }
+    if let (&Method::POST, Some(name), "token", "serviceaccounts", "") = (
+        &r.method,
+        name,
+        sub,
+        def.plural.as_str(),
+        def.group.as_str(),
+    ) {
+        let out =
+            crate::tokens::token_request(core, ns.unwrap_or_default(), name, &r.json_body()?)?;
+        return Ok(json_response(StatusCode::CREATED, &out));
+    }
     if !sub.is_empty()
         && !(def.status_subresource
             && (sub == "status" || (sub == "finalize" && def.plural == "namespaces")))
@@ -321,12 +331,8 @@ async fn resource(
         (Method::POST, None) if resources::is_virtual(&def) => {
             let body = r.json_body()?;
             let out = match def.plural.as_str() {
-                "tokenreviews" => auth::token_review(&core.users, &body),
-                _ => {
-                    let mut o = body.clone();
-                    o["status"] = json!({"allowed": true, "reason": "the simulator authorizes every authenticated user"});
-                    o
-                }
+                "tokenreviews" => crate::tokens::token_review(core, &body),
+                _ => crate::rbac::access_review(core, &r.user, &def, ns_str, &body)?,
             };
             Ok(json_response(StatusCode::CREATED, &out))
         }
