@@ -613,7 +613,16 @@ pub fn authorize_request(
             };
             let d = rbac_decide(core, &create);
             if !d.allowed {
-                return Err(forbidden(&create, &d.reason));
+                // The patch handler's `withAuthorization` words it with the bare reason
+                // (usually empty), not like the request filter.
+                let mut e = forbidden(&create, &d.reason);
+                e.message = format!(
+                    "{} \"{}\" is forbidden: {}",
+                    crate::error::qualified(&create.api_group, &create.resource),
+                    create.name,
+                    d.reason
+                );
+                return Err(e);
             }
         }
     }

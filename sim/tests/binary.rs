@@ -63,3 +63,62 @@ async fn up_writes_a_kubeconfig_per_cluster_and_user_and_prints_ready() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn up_with_rbac_enforces_rbac_in_every_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shepherd-sim"))
+        .args(["up", "--rbac", "--user", "alice:dev", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            if line.unwrap() == "ready" {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for (cluster, user, allowed) in [
+        ("management", "alice", false),
+        ("target-1", "alice", false),
+        ("target-1", "admin", true),
+    ] {
+        let kc = kube::config::Kubeconfig::read_from(
+            dir.path().join(cluster).join(format!("{user}.kubeconfig")),
+        )
+        .unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let nss: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(kube::Client::try_from(cfg).unwrap());
+        match nss.list(&Default::default()).await {
+            Ok(_) => assert!(allowed, "{cluster}/{user} may not list namespaces"),
+            Err(kube::Error::Api(s)) => {
+                assert!(!allowed && s.code == 403, "{cluster}/{user}: {s:?}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The config file spells it per cluster.
+    let cfg: shepherd_sim::SimConfig = serde_saphyr::from_str(
+        "management: {name: m, authorization: RBAC}\ntargets: [{name: t}]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.management.authorization,
+        shepherd_sim::Authorization::Rbac
+    );
+    assert_eq!(
+        cfg.targets[0].authorization,
+        shepherd_sim::Authorization::AlwaysAllow
+    );
+}
