@@ -209,7 +209,7 @@ fn meta_schemas() -> Map<String, Value> {
 /// back to v2 only for kinds it does not serve, where an empty document makes them skip
 /// client-side validation and report the real problem ("no matches for kind").
 pub fn v2_protobuf() -> Vec<u8> {
-    use prost::encoding::{encode_key, encode_varint, string, WireType};
+    use prost::encoding::{WireType, encode_key, encode_varint, string};
     let mut info = vec![];
     string::encode(1, &"Kubernetes".to_string(), &mut info);
     string::encode(2, &"v1.35.0".to_string(), &mut info);

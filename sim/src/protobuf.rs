@@ -162,7 +162,10 @@ fn object_meta(m: Option<meta::ObjectMeta>) -> Value {
         .int("generation", m.generation)
         .val("creationTimestamp", time(m.creation_timestamp))
         .val("deletionTimestamp", time(m.deletion_timestamp))
-        .opt("deletionGracePeriodSeconds", m.deletion_grace_period_seconds)
+        .opt(
+            "deletionGracePeriodSeconds",
+            m.deletion_grace_period_seconds,
+        )
         .string_map("labels", m.labels)
         .string_map("annotations", m.annotations)
         .val(
@@ -248,7 +251,10 @@ fn namespace(n: core::Namespace) -> Map<String, Value> {
         .unwrap_or(Value::Null);
     extend(
         top(n.metadata),
-        Obj::default().val("spec", spec).val("status", status).done(),
+        Obj::default()
+            .val("spec", spec)
+            .val("status", status)
+            .done(),
     )
 }
 
@@ -466,7 +472,12 @@ mod tests {
             }),
             ..Default::default()
         };
-        let v = decode(&envelope("meta.k8s.io/v1", "DeleteOptions", d.encode_to_vec())).unwrap();
+        let v = decode(&envelope(
+            "meta.k8s.io/v1",
+            "DeleteOptions",
+            d.encode_to_vec(),
+        ))
+        .unwrap();
         assert_eq!(
             v,
             json!({"propagationPolicy": "Background", "preconditions": {"resourceVersion": "7"}})
@@ -477,7 +488,11 @@ mod tests {
     fn unsupported_kind_is_415_naming_it() {
         let e = decode(&envelope("apps/v1", "Deployment", vec![])).unwrap_err();
         assert_eq!(e.code, 415);
-        assert!(e.message.contains("apps/v1, Kind=Deployment"), "{}", e.message);
+        assert!(
+            e.message.contains("apps/v1, Kind=Deployment"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -26,7 +26,14 @@ pub fn defs() -> Vec<ResourceDef> {
             true,
         )),
         all(builtin(
-            "", "v1", "Service", "services", true, &["svc"], true, false,
+            "",
+            "v1",
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            true,
+            false,
         )),
         builtin(
             "policy",
@@ -83,7 +90,12 @@ fn cluster_ip(name: &str, ns: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (ns, name).hash(&mut h);
     let n = h.finish() as u32 % (1 << 20);
-    format!("10.{}.{}.{}", 96 + (n >> 16), (n >> 8) & 0xff, (n & 0xff).max(2))
+    format!(
+        "10.{}.{}.{}",
+        96 + (n >> 16),
+        (n >> 8) & 0xff,
+        (n & 0xff).max(2)
+    )
 }
 
 /// Applies what the real server's defaulting and `PrepareForCreate` do for these kinds:
@@ -95,7 +107,10 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
     if let Some(m) = obj.as_object_mut() {
         m.remove("status");
     }
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let ns = obj["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -156,7 +171,11 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
             default(obj, &["spec", "backoffLimit"], json!(6));
             default(obj, &["spec", "completionMode"], json!("NonIndexed"));
             default(obj, &["spec", "suspend"], json!(false));
-            default(obj, &["spec", "podReplacementPolicy"], json!("TerminatingOrFailed"));
+            default(
+                obj,
+                &["spec", "podReplacementPolicy"],
+                json!("TerminatingOrFailed"),
+            );
             if obj["spec"]["manualSelector"] != true {
                 let uid = obj["metadata"]["uid"].clone();
                 let labels = json!({
@@ -166,7 +185,11 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     "job-name": name,
                 });
                 for (k, v) in labels.as_object().into_iter().flatten() {
-                    default(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+                    default(
+                        obj,
+                        &["spec", "template", "metadata", "labels", k],
+                        v.clone(),
+                    );
                 }
                 default(
                     obj,
@@ -192,7 +215,11 @@ mod tests {
     fn discovery_names_match_the_real_server() {
         let d = def("Deployment");
         assert_eq!(
-            (d.plural.as_str(), d.short_names.clone(), d.status_subresource),
+            (
+                d.plural.as_str(),
+                d.short_names.clone(),
+                d.status_subresource
+            ),
             ("deployments", vec!["deploy".to_string()], true)
         );
         assert_eq!(def("Service").short_names, ["svc"]);
@@ -207,15 +234,26 @@ mod tests {
         let mut svc = json!({"metadata": {"name": "web", "namespace": "ns"}, "spec": {"ports": [{"port": 80}]}, "status": {"x": 1}});
         on_create(&def("Service"), &mut svc);
         assert_eq!(svc["spec"]["type"], "ClusterIP");
-        assert_eq!(svc["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
-        assert!(svc["spec"]["clusterIP"].as_str().unwrap().starts_with("10."));
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert!(
+            svc["spec"]["clusterIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.")
+        );
         assert_eq!(svc["status"], json!({"loadBalancer": {}}));
 
         let mut job = json!({"metadata": {"name": "m", "namespace": "ns", "uid": "u1"}, "spec": {"template": {"spec": {}}}, "status": {"succeeded": 1}});
         on_create(&def("Job"), &mut job);
         assert_eq!(job["status"], json!({}));
         assert_eq!(job["spec"]["backoffLimit"], 6);
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], "m");
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["job-name"],
+            "m"
+        );
         assert_eq!(
             job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
             "u1"

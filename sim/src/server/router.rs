@@ -197,7 +197,10 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         ["apis"] => ok(discovery::api_group_list(&core.registry())),
         ["openapi", "v3"] => ok(openapi::index(&core.registry())),
         ["openapi", "v2"] => Ok((
-            [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")],
+            [(
+                "content-type",
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )],
             openapi::v2_protobuf(),
         )
             .into_response()),
