@@ -156,14 +156,12 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
         "PodDisruptionBudget" => {
             obj["status"] = json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0});
         }
-        "NetworkPolicy" => {
-            if obj["spec"]["policyTypes"].is_null() {
-                let mut types = vec![json!("Ingress")];
-                if obj["spec"]["egress"].is_array() {
-                    types.push(json!("Egress"));
-                }
-                default(obj, &["spec", "policyTypes"], json!(types));
+        "NetworkPolicy" if obj["spec"]["policyTypes"].is_null() => {
+            let mut types = vec![json!("Ingress")];
+            if obj["spec"]["egress"].is_array() {
+                types.push(json!("Egress"));
             }
+            default(obj, &["spec", "policyTypes"], json!(types));
         }
         "Job" => {
             default(obj, &["spec", "parallelism"], json!(1));
