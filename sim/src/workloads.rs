@@ -98,14 +98,34 @@ fn cluster_ip(name: &str, ns: &str) -> String {
     )
 }
 
-/// Applies what the real server's defaulting and `PrepareForCreate` do for these kinds:
-/// status reset to its initial value and the commonly read spec defaults.
+/// What the real server's `PrepareForCreate` and defaulting do for these kinds: status
+/// reset to its initial value, then the spec defaults.
 pub fn on_create(def: &ResourceDef, obj: &mut Value) {
     if !is_workload(def) {
         return;
     }
+    let status = match def.kind.as_str() {
+        "Deployment" | "Job" => json!({}),
+        "Service" => json!({"loadBalancer": {}}),
+        "PodDisruptionBudget" => {
+            json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0})
+        }
+        _ => Value::Null,
+    };
     if let Some(m) = obj.as_object_mut() {
         m.remove("status");
+        if !status.is_null() {
+            m.insert("status".into(), status);
+        }
+    }
+    defaults(def, obj);
+}
+
+/// The spec defaults the real server applies on every write (so an apply that leaves
+/// out a defaulted field, such as a Service port's protocol, keeps it).
+pub fn defaults(def: &ResourceDef, obj: &mut Value) {
+    if !is_workload(def) {
+        return;
     }
     let name = obj["metadata"]["name"]
         .as_str()
@@ -125,7 +145,6 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                 &["spec", "strategy"],
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
             );
-            obj["status"] = json!({});
         }
         "Service" => {
             let headless = obj["spec"]["clusterIP"] == "None";
@@ -151,10 +170,6 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     default(p, &["targetPort"], port);
                 }
             }
-            obj["status"] = json!({"loadBalancer": {}});
-        }
-        "PodDisruptionBudget" => {
-            obj["status"] = json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0});
         }
         "NetworkPolicy" if obj["spec"]["policyTypes"].is_null() => {
             let mut types = vec![json!("Ingress")];
@@ -195,7 +210,6 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
                 );
             }
-            obj["status"] = json!({});
         }
         _ => {}
     }

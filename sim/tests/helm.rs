@@ -184,10 +184,9 @@ async fn helm_install_upgrade_list_uninstall() {
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1));
     let cm = cms.get("demo-config").await.unwrap();
     assert_eq!(cm.data.unwrap()["greeting"], "hello");
-    Api::<Service>::namespaced(client.clone(), "default")
-        .get("demo")
-        .await
-        .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = services.get("demo").await.unwrap().spec.unwrap();
+    let cluster_ip = svc.cluster_ip.clone().expect("a clusterIP is allocated");
     Api::<PodDisruptionBudget>::namespaced(client.clone(), "default")
         .get("demo")
         .await
@@ -228,6 +227,10 @@ async fn helm_install_upgrade_list_uninstall() {
         cms.get("demo-config").await.unwrap().data.unwrap()["greeting"],
         "hi"
     );
+    // Server-side apply of the upgrade keeps what the server defaulted.
+    let svc = services.get("demo").await.unwrap().spec.unwrap();
+    assert_eq!(svc.cluster_ip.as_ref(), Some(&cluster_ip));
+    assert_eq!(svc.ports.unwrap()[0].protocol.as_deref(), Some("TCP"));
 
     let out = run(args(&["list", "-o", "json"])).await;
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -247,13 +250,7 @@ async fn helm_install_upgrade_list_uninstall() {
     assert!(out.contains("release \"demo\" uninstalled"), "{out}");
     assert!(deploys.get_opt("demo").await.unwrap().is_none());
     assert!(cms.get_opt("demo-config").await.unwrap().is_none());
-    assert!(
-        Api::<Service>::namespaced(client.clone(), "default")
-            .get_opt("demo")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(services.get_opt("demo").await.unwrap().is_none());
     let left = secrets
         .list(&ListParams::default().labels("owner=helm"))
         .await

@@ -128,6 +128,7 @@ impl Core {
                 }
             }
         }
+        crate::workloads::defaults(def, &mut new);
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut new, ctx.validation, &mut warnings)?;
         if Self::admits(def, ctx) {
