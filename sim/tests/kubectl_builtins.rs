@@ -90,7 +90,10 @@ async fn kubectl_create_sends_protobuf_the_simulator_decodes() {
         let (ok, _, err) = k.run(&["get", "secret", "target-2", "-n", "team-a"], None);
         assert!(!ok && err.contains("NotFound"), "{err}");
         // `auth can-i` sends a SelfSubjectAccessReview in protobuf.
-        let out = k.ok(&["auth", "can-i", "create", "secrets", "-n", "team-a"], None);
+        let out = k.ok(
+            &["auth", "can-i", "create", "secrets", "-n", "team-a"],
+            None,
+        );
         assert_eq!(out.trim(), "yes");
         // Kinds the simulator cannot decode are refused by name, not stored wrongly.
         let (ok, _, err) = k.run(
