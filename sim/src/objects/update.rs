@@ -128,9 +128,9 @@ impl Core {
                 }
             }
         }
-        crate::workloads::defaults(def, &mut new);
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut new, ctx.validation, &mut warnings)?;
+        crate::workloads::defaults(def, &mut new);
         if Self::admits(def, ctx) {
             let configs = self.webhook_configs("mutatingwebhookconfigurations");
             if !configs.is_empty() {

@@ -142,7 +142,7 @@ impl Req<'_> {
             serde_saphyr::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         } else if ct.contains("protobuf") {
-            crate::protobuf::decode(&self.body)
+            super::protobuf::decode(&self.body)
         } else {
             serde_json::from_slice(&self.body).map_err(|e| {
                 ApiError::bad_request(format!(
