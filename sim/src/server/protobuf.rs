@@ -31,6 +31,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("v1", "ServiceAccount"),
     ("*", "DeleteOptions"),
     ("authentication.k8s.io/v1", "TokenReview"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
     ("authorization.k8s.io/v1", "SubjectAccessReview"),
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
@@ -73,6 +74,26 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                     .str("token", s.token)
                     .strings("audiences", s.audiences)
                     .done()
+            });
+            with_spec(t.metadata, spec)
+        }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            let t = authn::TokenRequest::decode(&*raw).map_err(bad)?;
+            let spec = t.spec.map(|s| {
+                let bound = s.bound_object_ref.map(|b| {
+                    Obj::default()
+                        .str("kind", b.kind)
+                        .str("apiVersion", b.api_version)
+                        .str("name", b.name)
+                        .str("uid", b.u_id)
+                        .done()
+                });
+                // `audiences` has no omitempty in Go.
+                let mut o = Obj::default()
+                    .opt("expirationSeconds", s.expiration_seconds)
+                    .val("boundObjectRef", bound.unwrap_or(Value::Null));
+                o.0.insert("audiences".into(), json!(s.audiences));
+                o.done()
             });
             with_spec(t.metadata, spec)
         }
@@ -784,6 +805,29 @@ mod tests {
         assert_eq!(
             v["rules"],
             json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}])
+        );
+    }
+
+    #[test]
+    fn token_request() {
+        let t = authn::TokenRequest {
+            metadata: Some(go_meta("robot", "apps")),
+            spec: Some(authn::TokenRequestSpec {
+                audiences: vec!["https://kubernetes.default.svc".into()],
+                expiration_seconds: Some(3600),
+                bound_object_ref: None,
+            }),
+            status: None,
+        };
+        let v = decode(&envelope(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            t.encode_to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600})
         );
     }
 
