@@ -13,7 +13,6 @@ pub mod faults;
 pub mod kubevirt;
 pub mod objects;
 pub mod openapi;
-pub mod protobuf;
 pub mod rbac;
 pub mod resources;
 pub mod schema;

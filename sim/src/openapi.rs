@@ -20,6 +20,15 @@ fn schema_id(d: &ResourceDef) -> String {
     let rev: Vec<&str> = d.group.split('.').rev().collect();
     if d.group.is_empty() {
         format!("io.k8s.api.core.{}.{}", d.version, d.kind)
+    } else if d.group == "apiextensions.k8s.io" {
+        format!(
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{}.{}",
+            d.version, d.kind
+        )
+    } else if !d.from_crd {
+        // Built-ins: io.k8s.api.apps.v1.Deployment, io.k8s.api.networking.v1.NetworkPolicy.
+        let short = d.group.split('.').next().unwrap_or_default();
+        format!("io.k8s.api.{short}.{}.{}", d.version, d.kind)
     } else {
         format!("{}.{}.{}", rev.join("."), d.version, d.kind)
     }
@@ -209,7 +218,7 @@ fn meta_schemas() -> Map<String, Value> {
 /// back to v2 only for kinds it does not serve, where an empty document makes them skip
 /// client-side validation and report the real problem ("no matches for kind").
 pub fn v2_protobuf() -> Vec<u8> {
-    use prost::encoding::{encode_key, encode_varint, string, WireType};
+    use prost::encoding::{WireType, encode_key, encode_varint, string};
     let mut info = vec![];
     string::encode(1, &"Kubernetes".to_string(), &mut info);
     string::encode(2, &"v1.35.0".to_string(), &mut info);

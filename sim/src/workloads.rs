@@ -26,7 +26,14 @@ pub fn defs() -> Vec<ResourceDef> {
             true,
         )),
         all(builtin(
-            "", "v1", "Service", "services", true, &["svc"], true, false,
+            "",
+            "v1",
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            true,
+            false,
         )),
         builtin(
             "policy",
@@ -83,19 +90,47 @@ fn cluster_ip(name: &str, ns: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (ns, name).hash(&mut h);
     let n = h.finish() as u32 % (1 << 20);
-    format!("10.{}.{}.{}", 96 + (n >> 16), (n >> 8) & 0xff, (n & 0xff).max(2))
+    format!(
+        "10.{}.{}.{}",
+        96 + (n >> 16),
+        (n >> 8) & 0xff,
+        (n & 0xff).max(2)
+    )
 }
 
-/// Applies what the real server's defaulting and `PrepareForCreate` do for these kinds:
-/// status reset to its initial value and the commonly read spec defaults.
+/// What the real server's `PrepareForCreate` and defaulting do for these kinds: status
+/// reset to its initial value, then the spec defaults.
 pub fn on_create(def: &ResourceDef, obj: &mut Value) {
     if !is_workload(def) {
         return;
     }
+    let status = match def.kind.as_str() {
+        "Deployment" | "Job" => json!({}),
+        "Service" => json!({"loadBalancer": {}}),
+        "PodDisruptionBudget" => {
+            json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0})
+        }
+        _ => Value::Null,
+    };
     if let Some(m) = obj.as_object_mut() {
         m.remove("status");
+        if !status.is_null() {
+            m.insert("status".into(), status);
+        }
     }
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    defaults(def, obj);
+}
+
+/// The spec defaults the real server applies on every write (so an apply that leaves
+/// out a defaulted field, such as a Service port's protocol, keeps it).
+pub fn defaults(def: &ResourceDef, obj: &mut Value) {
+    if !is_workload(def) {
+        return;
+    }
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let ns = obj["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -110,7 +145,6 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                 &["spec", "strategy"],
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
             );
-            obj["status"] = json!({});
         }
         "Service" => {
             let headless = obj["spec"]["clusterIP"] == "None";
@@ -136,19 +170,13 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     default(p, &["targetPort"], port);
                 }
             }
-            obj["status"] = json!({"loadBalancer": {}});
         }
-        "PodDisruptionBudget" => {
-            obj["status"] = json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0});
-        }
-        "NetworkPolicy" => {
-            if obj["spec"]["policyTypes"].is_null() {
-                let mut types = vec![json!("Ingress")];
-                if obj["spec"]["egress"].is_array() {
-                    types.push(json!("Egress"));
-                }
-                default(obj, &["spec", "policyTypes"], json!(types));
+        "NetworkPolicy" if obj["spec"]["policyTypes"].is_null() => {
+            let mut types = vec![json!("Ingress")];
+            if obj["spec"]["egress"].is_array() {
+                types.push(json!("Egress"));
             }
+            default(obj, &["spec", "policyTypes"], json!(types));
         }
         "Job" => {
             default(obj, &["spec", "parallelism"], json!(1));
@@ -156,7 +184,11 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
             default(obj, &["spec", "backoffLimit"], json!(6));
             default(obj, &["spec", "completionMode"], json!("NonIndexed"));
             default(obj, &["spec", "suspend"], json!(false));
-            default(obj, &["spec", "podReplacementPolicy"], json!("TerminatingOrFailed"));
+            default(
+                obj,
+                &["spec", "podReplacementPolicy"],
+                json!("TerminatingOrFailed"),
+            );
             if obj["spec"]["manualSelector"] != true {
                 let uid = obj["metadata"]["uid"].clone();
                 let labels = json!({
@@ -166,7 +198,11 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     "job-name": name,
                 });
                 for (k, v) in labels.as_object().into_iter().flatten() {
-                    default(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+                    default(
+                        obj,
+                        &["spec", "template", "metadata", "labels", k],
+                        v.clone(),
+                    );
                 }
                 default(
                     obj,
@@ -174,7 +210,6 @@ pub fn on_create(def: &ResourceDef, obj: &mut Value) {
                     json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
                 );
             }
-            obj["status"] = json!({});
         }
         _ => {}
     }
@@ -192,7 +227,11 @@ mod tests {
     fn discovery_names_match_the_real_server() {
         let d = def("Deployment");
         assert_eq!(
-            (d.plural.as_str(), d.short_names.clone(), d.status_subresource),
+            (
+                d.plural.as_str(),
+                d.short_names.clone(),
+                d.status_subresource
+            ),
             ("deployments", vec!["deploy".to_string()], true)
         );
         assert_eq!(def("Service").short_names, ["svc"]);
@@ -207,15 +246,26 @@ mod tests {
         let mut svc = json!({"metadata": {"name": "web", "namespace": "ns"}, "spec": {"ports": [{"port": 80}]}, "status": {"x": 1}});
         on_create(&def("Service"), &mut svc);
         assert_eq!(svc["spec"]["type"], "ClusterIP");
-        assert_eq!(svc["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
-        assert!(svc["spec"]["clusterIP"].as_str().unwrap().starts_with("10."));
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert!(
+            svc["spec"]["clusterIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.")
+        );
         assert_eq!(svc["status"], json!({"loadBalancer": {}}));
 
         let mut job = json!({"metadata": {"name": "m", "namespace": "ns", "uid": "u1"}, "spec": {"template": {"spec": {}}}, "status": {"succeeded": 1}});
         on_create(&def("Job"), &mut job);
         assert_eq!(job["status"], json!({}));
         assert_eq!(job["spec"]["backoffLimit"], 6);
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], "m");
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["job-name"],
+            "m"
+        );
         assert_eq!(
             job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
             "u1"

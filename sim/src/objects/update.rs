@@ -134,6 +134,7 @@ impl Core {
         }
         let mut warnings = vec![];
         Self::prepare_schema(def, &mut new, ctx.validation, &mut warnings)?;
+        crate::workloads::defaults(def, &mut new);
         if Self::admits(def, ctx) {
             let configs = self.webhook_configs("mutatingwebhookconfigurations");
             if !configs.is_empty() {

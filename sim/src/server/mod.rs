@@ -1,6 +1,7 @@
 //! HTTPS serving: an accept loop over rustls, one hyper HTTP/1.1 connection per client,
 //! with the fault switches able to drop connections.
 
+pub mod protobuf;
 mod router;
 
 use std::sync::Arc;

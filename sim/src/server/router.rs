@@ -142,7 +142,7 @@ impl Req<'_> {
             serde_saphyr::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         } else if ct.contains("protobuf") {
-            crate::protobuf::decode(&self.body)
+            super::protobuf::decode(&self.body)
         } else {
             serde_json::from_slice(&self.body).map_err(|e| {
                 ApiError::bad_request(format!(
@@ -196,7 +196,10 @@ async fn handle(app: Arc<App>, req: Request) -> ApiResult<Response> {
         ["apis"] => ok(discovery::api_group_list(&core.registry())),
         ["openapi", "v3"] => ok(openapi::index(&core.registry())),
         ["openapi", "v2"] => Ok((
-            [("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")],
+            [(
+                "content-type",
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            )],
             openapi::v2_protobuf(),
         )
             .into_response()),

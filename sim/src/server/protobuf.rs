@@ -8,7 +8,10 @@
 //! RFC 3339 for times. Kinds without a conversion here are refused with 415 naming them.
 
 use base64::Engine;
+use k8s_pb::api::authentication::v1 as authn;
+use k8s_pb::api::authorization::v1 as authz;
 use k8s_pb::api::core::v1 as core;
+use k8s_pb::api::rbac::v1 as rbac;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
@@ -27,6 +30,15 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("v1", "ConfigMap"),
     ("v1", "ServiceAccount"),
     ("*", "DeleteOptions"),
+    ("authentication.k8s.io/v1", "TokenReview"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 ];
 
 /// Decodes a protobuf request body into the JSON object the server stores.
@@ -55,6 +67,91 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             service_account(core::ServiceAccount::decode(&*raw).map_err(bad)?)
         }
         (_, "DeleteOptions") => delete_options(meta::DeleteOptions::decode(&*raw).map_err(bad)?),
+        ("authentication.k8s.io/v1", "TokenReview") => {
+            let t = authn::TokenReview::decode(&*raw).map_err(bad)?;
+            let spec = t.spec.map(|s| {
+                Obj::default()
+                    .str("token", s.token)
+                    .strings("audiences", s.audiences)
+                    .done()
+            });
+            with_spec(t.metadata, spec)
+        }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            let t = authn::TokenRequest::decode(&*raw).map_err(bad)?;
+            let spec = t.spec.map(|s| {
+                let bound = s.bound_object_ref.map(|b| {
+                    Obj::default()
+                        .str("kind", b.kind)
+                        .str("apiVersion", b.api_version)
+                        .str("name", b.name)
+                        .str("uid", b.u_id)
+                        .done()
+                });
+                // `audiences` has no omitempty in Go.
+                let mut o = Obj::default()
+                    .opt("expirationSeconds", s.expiration_seconds)
+                    .val("boundObjectRef", bound.unwrap_or(Value::Null));
+                o.0.insert("audiences".into(), json!(s.audiences));
+                o.done()
+            });
+            with_spec(t.metadata, spec)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            let r = authz::SelfSubjectAccessReview::decode(&*raw).map_err(bad)?;
+            let spec = r.spec.map(|s| {
+                access_attributes(
+                    Obj::default(),
+                    s.resource_attributes,
+                    s.non_resource_attributes,
+                )
+                .done()
+            });
+            with_spec(r.metadata, spec)
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
+            let r = authz::SubjectAccessReview::decode(&*raw).map_err(bad)?;
+            with_spec(r.metadata, r.spec.map(access_review_spec))
+        }
+        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
+            let r = authz::LocalSubjectAccessReview::decode(&*raw).map_err(bad)?;
+            with_spec(r.metadata, r.spec.map(access_review_spec))
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => {
+            let r = rbac::Role::decode(&*raw).map_err(bad)?;
+            extend(top(r.metadata), json!({"rules": policy_rules(r.rules)}))
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            let r = rbac::ClusterRole::decode(&*raw).map_err(bad)?;
+            let agg = r.aggregation_rule.map(|a| {
+                Obj::default()
+                    .val(
+                        "clusterRoleSelectors",
+                        Value::Array(
+                            a.cluster_role_selectors
+                                .into_iter()
+                                .map(label_selector)
+                                .collect(),
+                        ),
+                    )
+                    .done()
+            });
+            extend(
+                top(r.metadata),
+                Obj::default()
+                    .val("rules", json!(policy_rules(r.rules)))
+                    .val("aggregationRule", agg.unwrap_or(Value::Null))
+                    .done(),
+            )
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            let b = rbac::RoleBinding::decode(&*raw).map_err(bad)?;
+            binding(b.metadata, b.subjects, b.role_ref)
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            let b = rbac::ClusterRoleBinding::decode(&*raw).map_err(bad)?;
+            binding(b.metadata, b.subjects, b.role_ref)
+        }
         _ => {
             return Err(ApiError::unsupported_media(format!(
                 "the simulator cannot decode protobuf bodies of {api_version}, Kind={kind} (it decodes {}); send application/json",
@@ -162,7 +259,10 @@ fn object_meta(m: Option<meta::ObjectMeta>) -> Value {
         .int("generation", m.generation)
         .val("creationTimestamp", time(m.creation_timestamp))
         .val("deletionTimestamp", time(m.deletion_timestamp))
-        .opt("deletionGracePeriodSeconds", m.deletion_grace_period_seconds)
+        .opt(
+            "deletionGracePeriodSeconds",
+            m.deletion_grace_period_seconds,
+        )
         .string_map("labels", m.labels)
         .string_map("annotations", m.annotations)
         .val(
@@ -248,7 +348,10 @@ fn namespace(n: core::Namespace) -> Map<String, Value> {
         .unwrap_or(Value::Null);
     extend(
         top(n.metadata),
-        Obj::default().val("spec", spec).val("status", status).done(),
+        Obj::default()
+            .val("spec", spec)
+            .val("status", status)
+            .done(),
     )
 }
 
@@ -330,6 +433,159 @@ fn delete_options(d: meta::DeleteOptions) -> Map<String, Value> {
         unreachable!("Obj builds an object")
     };
     m
+}
+
+/// An object with metadata and an optional spec; status (a request's answer) is dropped.
+fn with_spec(m: Option<meta::ObjectMeta>, spec: Option<Value>) -> Map<String, Value> {
+    extend(
+        top(m),
+        Obj::default()
+            .val("spec", spec.unwrap_or(Value::Null))
+            .done(),
+    )
+}
+
+fn selector_requirements(reqs: Vec<meta::LabelSelectorRequirement>) -> Value {
+    Value::Array(
+        reqs.into_iter()
+            .map(|r| {
+                Obj::default()
+                    .str("key", r.key)
+                    .str("operator", r.operator)
+                    .strings("values", r.values)
+                    .done()
+            })
+            .collect(),
+    )
+}
+
+fn label_selector(s: meta::LabelSelector) -> Value {
+    Obj::default()
+        .string_map("matchLabels", s.match_labels)
+        .val(
+            "matchExpressions",
+            selector_requirements(s.match_expressions),
+        )
+        .done()
+}
+
+fn access_attributes(
+    o: Obj,
+    res: Option<authz::ResourceAttributes>,
+    non: Option<authz::NonResourceAttributes>,
+) -> Obj {
+    let res = res.map(|r| {
+        let fields = r.field_selector.map(|f| {
+            let reqs = f
+                .requirements
+                .into_iter()
+                .map(|r| {
+                    Obj::default()
+                        .str("key", r.key)
+                        .str("operator", r.operator)
+                        .strings("values", r.values)
+                        .done()
+                })
+                .collect();
+            Obj::default()
+                .str("rawSelector", f.raw_selector)
+                .val("requirements", Value::Array(reqs))
+                .done()
+        });
+        let labels = r.label_selector.map(|l| {
+            Obj::default()
+                .str("rawSelector", l.raw_selector)
+                .val("requirements", selector_requirements(l.requirements))
+                .done()
+        });
+        Obj::default()
+            .str("namespace", r.namespace)
+            .str("verb", r.verb)
+            .str("group", r.group)
+            .str("version", r.version)
+            .str("resource", r.resource)
+            .str("subresource", r.subresource)
+            .str("name", r.name)
+            .val("fieldSelector", fields.unwrap_or(Value::Null))
+            .val("labelSelector", labels.unwrap_or(Value::Null))
+            .done()
+    });
+    let non = non.map(|n| {
+        Obj::default()
+            .str("path", n.path)
+            .str("verb", n.verb)
+            .done()
+    });
+    o.val("resourceAttributes", res.unwrap_or(Value::Null))
+        .val("nonResourceAttributes", non.unwrap_or(Value::Null))
+}
+
+fn access_review_spec(s: authz::SubjectAccessReviewSpec) -> Value {
+    let extra: Map<String, Value> = s
+        .extra
+        .into_iter()
+        .map(|(k, v)| (k, json!(v.items)))
+        .collect();
+    access_attributes(
+        Obj::default(),
+        s.resource_attributes,
+        s.non_resource_attributes,
+    )
+    .str("user", s.user)
+    .strings("groups", s.groups)
+    .val("extra", Value::Object(extra))
+    .str("uid", s.uid)
+    .done()
+}
+
+/// Policy rules; `verbs` has no `omitempty` in Go, so it is always written.
+fn policy_rules(rules: Vec<rbac::PolicyRule>) -> Vec<Value> {
+    rules
+        .into_iter()
+        .map(|r| {
+            let mut o = Obj::default()
+                .strings("apiGroups", r.api_groups)
+                .strings("resources", r.resources)
+                .strings("resourceNames", r.resource_names)
+                .strings("nonResourceURLs", r.non_resource_ur_ls);
+            o.0.insert("verbs".into(), json!(r.verbs));
+            o.done()
+        })
+        .collect()
+}
+
+/// Role and ClusterRole bindings; `roleRef`'s fields have no `omitempty`.
+fn binding(
+    m: Option<meta::ObjectMeta>,
+    subjects: Vec<rbac::Subject>,
+    role_ref: Option<rbac::RoleRef>,
+) -> Map<String, Value> {
+    let subjects = subjects
+        .into_iter()
+        .map(|s| {
+            let mut o = Obj::default()
+                .str("kind", s.kind)
+                .str("apiGroup", s.api_group)
+                .str("namespace", s.namespace);
+            o.0.insert("name".into(), json!(s.name.unwrap_or_default()));
+            o.done()
+        })
+        .collect();
+    let r = role_ref.unwrap_or_default();
+    extend(
+        top(m),
+        Obj::default()
+            .val("subjects", Value::Array(subjects))
+            .val(
+                "roleRef",
+                json!({
+                    "apiGroup": r.api_group.unwrap_or_default(),
+                    "kind": r.kind.unwrap_or_default(),
+                    "name": r.name.unwrap_or_default(),
+                }),
+            )
+            .done(),
+    )
 }
 
 #[cfg(test)]
@@ -466,7 +722,12 @@ mod tests {
             }),
             ..Default::default()
         };
-        let v = decode(&envelope("meta.k8s.io/v1", "DeleteOptions", d.encode_to_vec())).unwrap();
+        let v = decode(&envelope(
+            "meta.k8s.io/v1",
+            "DeleteOptions",
+            d.encode_to_vec(),
+        ))
+        .unwrap();
         assert_eq!(
             v,
             json!({"propagationPolicy": "Background", "preconditions": {"resourceVersion": "7"}})
@@ -474,10 +735,111 @@ mod tests {
     }
 
     #[test]
+    fn access_reviews_and_rbac_objects() {
+        let r = authz::SelfSubjectAccessReview {
+            metadata: Some(go_meta("", "")),
+            spec: Some(authz::SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(authz::ResourceAttributes {
+                    namespace: Some("apps".into()),
+                    verb: Some("get".into()),
+                    group: Some(String::new()),
+                    resource: Some("pods".into()),
+                    ..Default::default()
+                }),
+                non_resource_attributes: None,
+            }),
+            status: Some(authz::SubjectAccessReviewStatus::default()),
+        };
+        let v = decode(&envelope(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            r.encode_to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+                   "spec": {"resourceAttributes": {"namespace": "apps", "verb": "get", "resource": "pods"}}})
+        );
+        let b = rbac::RoleBinding {
+            metadata: Some(go_meta("admins", "apps")),
+            subjects: vec![rbac::Subject {
+                kind: Some("Group".into()),
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                name: Some("ops".into()),
+                namespace: Some(String::new()),
+            }],
+            role_ref: Some(rbac::RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: Some("ClusterRole".into()),
+                name: Some("admin".into()),
+            }),
+        };
+        let v = decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            b.encode_to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["subjects"],
+            json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}])
+        );
+        assert_eq!(v["roleRef"]["name"], "admin");
+        let role = rbac::Role {
+            metadata: Some(go_meta("r", "apps")),
+            rules: vec![rbac::PolicyRule {
+                verbs: vec!["get".into(), "list".into()],
+                api_groups: vec![String::new()],
+                resources: vec!["secrets".into()],
+                resource_names: vec![],
+                non_resource_ur_ls: vec![],
+            }],
+        };
+        let v = decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            role.encode_to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["rules"],
+            json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}])
+        );
+    }
+
+    #[test]
+    fn token_request() {
+        let t = authn::TokenRequest {
+            metadata: Some(go_meta("robot", "apps")),
+            spec: Some(authn::TokenRequestSpec {
+                audiences: vec!["https://kubernetes.default.svc".into()],
+                expiration_seconds: Some(3600),
+                bound_object_ref: None,
+            }),
+            status: None,
+        };
+        let v = decode(&envelope(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            t.encode_to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600})
+        );
+    }
+
+    #[test]
     fn unsupported_kind_is_415_naming_it() {
         let e = decode(&envelope("apps/v1", "Deployment", vec![])).unwrap_err();
         assert_eq!(e.code, 415);
-        assert!(e.message.contains("apps/v1, Kind=Deployment"), "{}", e.message);
+        assert!(
+            e.message.contains("apps/v1, Kind=Deployment"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
