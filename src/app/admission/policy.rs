@@ -233,6 +233,13 @@ impl ShepherdPolicy {
         let mut conn = self.pool.acquire().await?;
         let caller = caller(input);
         let mut warnings = Vec::new();
+        // Only a change of a catalog spec needs the catalog permission: the controller's
+        // finalizer and metadata writes (as its ServiceAccount) change no spec.
+        let catalog_change = match input.operation {
+            Operation::Create | Operation::Update => catalog_spec_change(input)?,
+            _ => None,
+        };
+        let catalog_write = input.operation != Operation::Update || catalog_change.is_some();
         match (input.kind.as_str(), input.operation) {
             ("System", Operation::Create) => {
                 let check = validate_name(NameKind::System, &input.name).map_err(|e| {
@@ -285,7 +292,7 @@ impl ShepherdPolicy {
             (
                 "Cluster" | "VmNamespace",
                 Operation::Create | Operation::Update | Operation::Delete,
-            ) => {
+            ) if catalog_write => {
                 authorize(
                     &mut conn,
                     &caller,
@@ -301,7 +308,7 @@ impl ShepherdPolicy {
             (
                 "InstanceSize" | "VmTemplate",
                 Operation::Create | Operation::Update | Operation::Delete,
-            ) => {
+            ) if catalog_write => {
                 authorize(
                     &mut conn,
                     &caller,
@@ -354,7 +361,7 @@ impl ShepherdPolicy {
         // The reconciler audits a catalog change in the name of whoever made it.
         if matches!(input.operation, Operation::Create | Operation::Update)
             && !input.dry_run
-            && let Some(sha) = catalog_spec_change(input)?
+            && let Some(sha) = catalog_change
         {
             stamps::record_catalog_change(
                 &self.pool,
