@@ -181,7 +181,6 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
         cert,
         key,
     };
-    // `kubectl create namespace` would send protobuf, which the simulator does not speak.
     let namespaces = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kubevirt-shepherd}\n---\n\
                       apiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n";
     env.kubectl_ok("admin", &["apply", "-f", "-"], Some(namespaces))
