@@ -12,18 +12,9 @@ use common::*;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-fn kubectl_path() -> PathBuf {
-    if let Ok(p) = std::env::var("SHEPHERD_KUBECTL") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/tools/kubectl/bin/kubectl");
-    assert!(
-        p.exists(),
-        "kubectl not found at {}: run `make kubectl` (or set SHEPHERD_KUBECTL)",
-        p.display()
-    );
-    p
-}
+#[path = "common/tools.rs"]
+mod tools;
+use tools::kubectl_path;
 
 struct Kubectl {
     bin: PathBuf,

@@ -2,28 +2,15 @@
 //! ServiceAccount kubeconfig (minted by `SimCluster::write_service_account_kubeconfig`)
 //! gets what its Role grants and the real Forbidden message otherwise.
 //! kubectl comes from `SHEPHERD_KUBECTL` or `<workspace>/.cache/tools/kubectl/bin/kubectl`.
-//!
-//! `kubectl auth can-i`, `auth whoami` and `create token` send protobuf bodies, which this
-//! simulator does not decode for those kinds yet; the same endpoints are covered with JSON
-//! bodies in `tests/rbac.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use shepherd_sim::{ClusterConfig, SimCluster};
 
-fn kubectl_path() -> PathBuf {
-    if let Ok(p) = std::env::var("SHEPHERD_KUBECTL") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/tools/kubectl/bin/kubectl");
-    assert!(
-        p.exists(),
-        "kubectl not found at {}: run `make kubectl` (or set SHEPHERD_KUBECTL)",
-        p.display()
-    );
-    p
-}
+#[path = "common/tools.rs"]
+mod tools;
+use tools::kubectl_path;
 
 /// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
 fn kubectl(

@@ -10,29 +10,14 @@ use shepherd::db::rbac::NewRoleBinding;
 use shepherd::domain::Subject;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const CATALOG: &str = r#"
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: VmNamespace
-metadata: {name: team-a}
-spec: {environment: test}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: VmTemplate
-metadata: {name: fedora}
-spec: {image: {containerDisk: "quay.io/containerdisks/fedora:40"}}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: InstanceSize
-metadata: {name: small}
-spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: Cluster
-metadata: {name: target-1}
-spec:
-  environment: test
-  kubeconfigSecretRef: {namespace: kubevirt-shepherd, name: target-1-kubeconfig}
-"#;
+/// The end-to-end catalog, and the Cluster target-1 whose kubeconfig Secret `prepare` made.
+fn catalog() -> String {
+    format!(
+        "{}---\napiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Cluster\nmetadata: {{name: target-1}}\n\
+         spec: {{environment: test, kubeconfigSecretRef: {{namespace: {NAMESPACE}, name: target-1-kubeconfig}}}}\n",
+        crate::common::e2e::CATALOG
+    )
+}
 
 const SHOP: &str = r#"
 apiVersion: shepherd.kv-shepherd.io/v1alpha1
@@ -156,14 +141,14 @@ async fn helm_installs_the_chart_and_its_deployment_runs_the_front_door_under_rb
     bind(&i.db, Subject::user("bob"), "approver").await;
     // Without the ClusterRole, mallory-like users are refused by the API server itself.
     let (ok, _, err) = i
-        .kubectl("alice", &["apply", "-f", "-"], Some(CATALOG))
+        .kubectl("alice", &["apply", "-f", "-"], Some(&catalog()))
         .await;
     assert!(
         !ok && err.contains("forbidden"),
         "alice may not write the catalog: {err}"
     );
 
-    i.kubectl_ok("admin", &["apply", "-f", "-"], Some(CATALOG))
+    i.kubectl_ok("admin", &["apply", "-f", "-"], Some(&catalog()))
         .await;
     let cluster = i
         .wait_for(

@@ -221,30 +221,14 @@ impl Installation {
         args: &[&str],
         stdin: Option<&str>,
     ) -> (bool, String, String) {
-        use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new(crate::common::e2e::kubectl_path())
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig(user))
-            .arg("--cache-dir")
-            .arg(self.dir.path().join(format!("kube-cache-{user}")))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).await.unwrap();
-        }
-        drop(pipe);
-        let out = child.wait_with_output().await.unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        crate::common::e2e::run_kubectl(
+            &self.kubeconfig(user),
+            self.dir.path(),
+            &format!("kube-cache-{user}"),
+            args,
+            stdin,
         )
+        .await
     }
 
     pub async fn kubectl_ok(&self, user: &str, args: &[&str], stdin: Option<&str>) -> String {

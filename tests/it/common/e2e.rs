@@ -45,6 +45,30 @@ metadata: {name: shop.web}
 spec: {system: shop}
 "#;
 
+/// The catalog every end-to-end world starts with: namespaces team-a (test) and shop-prod
+/// (prod), template fedora, size small.
+pub const CATALOG: &str = r#"
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: VmNamespace
+metadata: {name: team-a}
+spec: {environment: test}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: VmNamespace
+metadata: {name: shop-prod}
+spec: {environment: prod}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: VmTemplate
+metadata: {name: fedora}
+spec: {image: {containerDisk: "quay.io/containerdisks/fedora:40"}}
+---
+apiVersion: shepherd.kv-shepherd.io/v1alpha1
+kind: InstanceSize
+metadata: {name: small}
+spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
+"#;
+
 pub struct Env {
     pub db: TestDb,
     pub sim: SimCluster,
@@ -460,28 +484,7 @@ impl Env {
     }
 
     async fn apply_catalog(&self) {
-        let catalog = r#"
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: VmNamespace
-metadata: {name: team-a}
-spec: {environment: test}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: VmNamespace
-metadata: {name: shop-prod}
-spec: {environment: prod}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: VmTemplate
-metadata: {name: fedora}
-spec: {image: {containerDisk: "quay.io/containerdisks/fedora:40"}}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: InstanceSize
-metadata: {name: small}
-spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
-"#;
-        self.kubectl_ok("admin", &["apply", "-f", "-"], Some(catalog))
+        self.kubectl_ok("admin", &["apply", "-f", "-"], Some(CATALOG))
             .await;
         for (kind, name) in [
             ("vmnamespaces", "team-a"),
@@ -504,31 +507,14 @@ spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
         args: &[&str],
         stdin: Option<&str>,
     ) -> (bool, String, String) {
-        let kubeconfig = self.dir.path().join(format!("{user}.kubeconfig"));
-        let mut child = Command::new(kubectl_path())
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            use tokio::io::AsyncWriteExt;
-            pipe.write_all(input.as_bytes()).await.unwrap();
-        }
-        drop(pipe);
-        let out = child.wait_with_output().await.unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        run_kubectl(
+            &self.dir.path().join(format!("{user}.kubeconfig")),
+            self.dir.path(),
+            "kube-cache",
+            args,
+            stdin,
         )
+        .await
     }
 
     /// Runs `kubectl shepherd ARGS` as `user`: the real kubectl finds the plugin binary on
@@ -634,4 +620,40 @@ spec: {cpu: {cores: 2}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Runs the pinned kubectl with `kubeconfig`, HOME `dir` and the discovery cache
+/// `dir/cache`; (success, stdout, stderr). Async, because the simulator (and often the
+/// webhook it calls) answer on the test's runtime.
+pub async fn run_kubectl(
+    kubeconfig: &Path,
+    dir: &Path,
+    cache: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(dir.join(cache))
+        .args(args)
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).await.unwrap();
+    }
+    drop(pipe);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
