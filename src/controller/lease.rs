@@ -1,7 +1,8 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so two replicas never reconcile at
 //! once (kube-runtime has none of its own). The holder renews every `renew_every`; another
-//! replica takes over only after `duration` without renewal. Losing the lease stops the work
-//! before anything else can start it elsewhere.
+//! replica takes over only after `duration` without renewal, or at once after the holder
+//! released it on shutdown. Losing the lease stops the work before anything else can start it
+//! elsewhere.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -61,6 +62,8 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
     };
     let current = lease.spec.clone().unwrap_or_default();
     let held_by_me = current.holder_identity.as_deref() == Some(cfg.identity.as_str());
+    // Released by a holder that shut down: free at once.
+    let released = current.holder_identity.as_deref().is_none_or(str::is_empty);
     let expired = match (&current.renew_time, current.lease_duration_seconds) {
         (Some(MicroTime(renewed)), Some(secs)) => renewed
             .saturating_add(SignedDuration::from_secs(secs as i64))
@@ -68,7 +71,7 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
             .unwrap_or(true),
         _ => true,
     };
-    if !held_by_me && !expired {
+    if !held_by_me && !expired && !released {
         return Ok(false);
     }
     let transitions = current.lease_transitions.unwrap_or(0) + i32::from(!held_by_me);
@@ -80,6 +83,32 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
     lease.spec = Some(spec(transitions, acquired));
     // The resourceVersion from the read makes this a compare-and-swap: if another replica
     // renewed or took it meanwhile, the API server answers 409 and we are not the leader.
+    match api
+        .replace(&lease.name_any(), &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the lease up if this replica holds it, so another takes over without waiting for it
+/// to expire (a rolling update does not leave the reconcilers idle for `duration`). Called
+/// only after the work stopped. Compare-and-swap like `try_acquire`: a lease someone else
+/// took meanwhile is left alone.
+pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+        return Ok(false);
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(false);
+    };
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return Ok(false);
+    }
+    spec.holder_identity = None;
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
     match api
         .replace(&lease.name_any(), &PostParams::default(), &lease)
         .await
@@ -145,5 +174,13 @@ pub async fn run_as_leader<F, Fut>(
         }
         lost.cancel();
         let _ = task.await;
+        if shutdown.is_cancelled() {
+            match tokio::time::timeout(cfg.renew_every, release(&api, &cfg)).await {
+                Ok(Ok(true)) => tracing::info!(lease = %cfg.name, "lease: released"),
+                Ok(Ok(false)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "lease: cannot release"),
+                Err(_) => tracing::warn!("lease: release timed out"),
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Leader election on the simulator: one holder at a time, takeover only after expiry, and
 //! work stops when leadership is lost.
 
-use shepherd::controller::lease::{LeaseConfig, run_as_leader, try_acquire};
+use shepherd::controller::lease::{LeaseConfig, release, run_as_leader, try_acquire};
 use shepherd_sim::{ClusterConfig, SimCluster};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +49,47 @@ async fn only_one_replica_holds_the_lease_until_it_expires() {
     let lease = api.get("shepherd-test").await.unwrap().spec.unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("replica-b"));
     assert_eq!(lease.lease_transitions, Some(1));
+}
+
+#[tokio::test]
+async fn a_released_lease_is_taken_over_at_once_and_only_its_holder_releases() {
+    let (_sim, api) = cluster().await;
+    let (a, b) = (config("replica-a"), config("replica-b"));
+    assert!(try_acquire(&api, &a).await.unwrap());
+    assert!(!release(&api, &b).await.unwrap(), "b does not hold it");
+    assert!(!try_acquire(&api, &b).await.unwrap());
+    assert!(release(&api, &a).await.unwrap());
+    // Long before the lease would have expired.
+    assert!(try_acquire(&api, &b).await.unwrap());
+    let lease = api.get("shepherd-test").await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(lease.lease_transitions, Some(1));
+}
+
+#[tokio::test]
+async fn a_replica_that_shuts_down_hands_over_without_waiting_for_expiry() {
+    let (sim, api) = cluster().await;
+    let client = sim.kube_client("admin").unwrap();
+    let mut a = config("replica-a");
+    a.duration = Duration::from_secs(30);
+    let shutdown = CancellationToken::new();
+    let leading = Arc::new(AtomicUsize::new(0));
+    let runner = tokio::spawn({
+        let (shutdown, leading) = (shutdown.clone(), leading.clone());
+        run_as_leader(client, a, shutdown, move |lost| {
+            let leading = leading.clone();
+            async move {
+                leading.fetch_add(1, Ordering::SeqCst);
+                lost.cancelled().await;
+            }
+        })
+    });
+    while leading.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    runner.await.unwrap();
+    assert!(try_acquire(&api, &config("replica-b")).await.unwrap());
 }
 
 #[tokio::test]
