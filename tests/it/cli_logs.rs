@@ -96,6 +96,8 @@ async fn text_is_the_default_format(opts: PgPoolOptions, connect: PgConnectOptio
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(serde_json::from_str::<Value>(warning).is_err());
     assert!(warning.contains("WARN"), "{warning}");
+    // Not a terminal (a log file, a container's log): no colour escapes.
+    assert!(!warning.contains('\u{1b}'), "{warning:?}");
 }
 
 /// `shepherd run` as the superuser that owns the tables could rewrite the audit log whole:
