@@ -327,6 +327,40 @@ async fn only_the_requester_an_approver_or_an_admin_deletes_a_request(
 
 /// A stamp copied from a deleted object onto one recreated under the same name (the
 /// webhook bypassed) verified and opened a ticket in the victim's name.
+/// A catalog spec changes only for those holding the catalog permission; metadata writes
+/// (labels, the controller's finalizers as its ServiceAccount) change no spec and are left
+/// to Kubernetes RBAC.
+#[sqlx::test(migrations = false)]
+async fn only_catalog_managers_change_a_catalog_spec(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let env = crate::common::e2e::start(setup(opts, connect).await).await;
+    let bigger = "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: InstanceSize\n\
+                  metadata: {name: small}\nspec: {cpu: {cores: 8}, memory: {mib: 2048}, disk: {minGiB: 10, maxGiB: 100}}\n";
+    let (ok, _, err) = env
+        .kubectl("alice", &["apply", "-f", "-"], Some(bigger))
+        .await;
+    assert!(!ok, "alice changed a catalog spec");
+    assert!(err.contains("manage templates and instance sizes"), "{err}");
+    let size = env.get("instancesizes", None, "small").await.unwrap();
+    assert_eq!(size.pointer("/spec/cpu/cores"), Some(&json!(2)));
+
+    env.kubectl_ok(
+        "alice",
+        &["label", "instancesize", "small", "team=shop"],
+        None,
+    )
+    .await;
+    let size = env.get("instancesizes", None, "small").await.unwrap();
+    assert_eq!(size.pointer("/metadata/labels/team"), Some(&json!("shop")));
+
+    env.kubectl_ok("admin", &["apply", "-f", "-"], Some(bigger))
+        .await;
+    let size = env.get("instancesizes", None, "small").await.unwrap();
+    assert_eq!(size.pointer("/spec/cpu/cores"), Some(&json!(8)));
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_stamp_is_good_for_one_object_only(opts: PgPoolOptions, connect: PgConnectOptions) {
     let env = world(opts, connect, false).await;
