@@ -202,8 +202,8 @@ async fn every_rule_of_the_charts_rbac_is_needed_by_a_named_part(
                         Part::Starting,
                         "started without {kind} rule {rule:?}"
                     );
-                    // The killed replica's Lease must expire first: only a leader reconciles,
-                    // so a part would look broken merely for want of a leader.
+                    // Only a leader reconciles: a part must not look broken merely for want
+                    // of one (the previous replica released the Lease when it stopped).
                     if !rule.starts_with("leases") {
                         let led = holds_within(60, || async {
                             replica.log_text().contains("lease: leading")
