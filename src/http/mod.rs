@@ -2,6 +2,7 @@
 //! builds an axum `Router`; the binary decides which to mount and where.
 
 pub mod api;
+mod cert_reload;
 pub mod metrics;
 pub mod tls;
 pub mod webhook;

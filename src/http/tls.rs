@@ -2,7 +2,8 @@
 //! HTTP behind a TLS-terminating proxy), HTTP/2 and HTTP/1.1, optional client-certificate
 //! authentication, and the same [`ConnectionLimits`] for both: a handshake timeout, a
 //! header-read timeout (slowloris), an idle timeout, a cap on open connections, and a
-//! bounded drain on shutdown.
+//! bounded drain on shutdown. Renewed certificate files are served without a restart
+//! (`cert_reload`).
 
 use std::future::Future;
 use std::io;
@@ -16,8 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -26,6 +28,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+
+use super::cert_reload::{self, DEFAULT_CHECK_INTERVAL, ReloadingCert};
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +83,8 @@ pub enum TlsError {
 }
 
 /// The rustls server configuration from PEM files: the certificate chain (leaf first) and
-/// its private key (PKCS#8, PKCS#1 or SEC1). HTTP/2 and HTTP/1.1 are offered.
+/// its private key (PKCS#8, PKCS#1 or SEC1). HTTP/2 and HTTP/1.1 are offered. The pair is
+/// read once here; only a [`Listener`] re-reads it while serving.
 pub fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<rustls::ServerConfig, TlsError> {
     tls_config_verifying_clients(cert_pem, key_pem, None)
 }
@@ -91,21 +96,29 @@ pub fn tls_config_verifying_clients(
     key_pem: &Path,
     client_ca: Option<&Path>,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let certs = CertificateDer::pem_file_iter(cert_pem)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Certificate {
-            path: cert_pem.to_path_buf(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: cert_pem.to_path_buf(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(key_pem).map_err(|source| TlsError::PrivateKey {
-        path: key_pem.to_path_buf(),
-        source,
+    server_config(cert_pem, key_pem, client_ca).map(|(config, _)| config)
+}
+
+/// The server configuration and its certificate resolver, which re-reads the certificate
+/// and key files when asked ([`ReloadingCert::check`], run by [`Listener::run`]) so that a
+/// renewed pair is served without a restart. The client CA bundle is read once, here: a
+/// new bundle still needs a restart.
+fn server_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+    client_ca: Option<&Path>,
+) -> Result<(rustls::ServerConfig, Arc<ReloadingCert>), TlsError> {
+    // The same checks, in the same order and with the same errors, as before reloading
+    // existed: certificate, key, then (after the client CA) whether they belong together.
+    let cert_bytes = std::fs::read(cert_pem).map_err(|source| TlsError::Certificate {
+        path: cert_pem.to_path_buf(),
+        source: pem::Error::Io(source),
     })?;
+    let key_bytes = std::fs::read(key_pem).map_err(|source| TlsError::PrivateKey {
+        path: key_pem.to_path_buf(),
+        source: pem::Error::Io(source),
+    })?;
+    let (certs, key) = cert_reload::parse_pair(cert_pem, &cert_bytes, key_pem, &key_bytes)?;
     let tls_error = |source| TlsError::Tls {
         cert: cert_pem.to_path_buf(),
         key: key_pem.to_path_buf(),
@@ -117,11 +130,19 @@ pub fn tls_config_verifying_clients(
         .map_err(tls_error)?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider.clone())?),
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(tls_error)?;
+    let certified = CertifiedKey::from_der(certs, key, &provider).map_err(tls_error)?;
+    let resolver = Arc::new(ReloadingCert::new(
+        cert_pem,
+        key_pem,
+        (cert_bytes, key_bytes),
+        certified,
+        provider,
+    ));
+    let mut config = builder.with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, resolver))
 }
 
 fn client_verifier(
@@ -152,12 +173,15 @@ fn client_verifier(
 
 /// A bound listener, TLS or plain HTTP (the REST API behind a TLS-terminating proxy, the
 /// health endpoints), with the same [`ConnectionLimits`]. [`Listener::tls`] reads the
-/// certificate and key first, so a bad file is reported before the port is taken.
+/// certificate and key first, so a bad file is reported before the port is taken. While it
+/// runs, a TLS listener re-reads them every 10 s and serves a renewed pair to new
+/// handshakes; a pair that cannot be used is ignored with a warning.
 pub struct Listener {
     listener: TcpListener,
     /// None: plain HTTP.
-    tls: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Arc<ReloadingCert>)>,
     limits: ConnectionLimits,
+    cert_check_interval: Duration,
 }
 
 impl Listener {
@@ -176,9 +200,9 @@ impl Listener {
         key_pem: impl AsRef<Path>,
         client_ca: Option<&Path>,
     ) -> Result<Self, TlsError> {
-        let config = tls_config_verifying_clients(cert_pem.as_ref(), key_pem.as_ref(), client_ca)?;
+        let (config, certs) = server_config(cert_pem.as_ref(), key_pem.as_ref(), client_ca)?;
         let mut listener = Self::plain(addr).await?;
-        listener.tls = Some(TlsAcceptor::from(Arc::new(config)));
+        listener.tls = Some((TlsAcceptor::from(Arc::new(config)), certs));
         Ok(listener)
     }
 
@@ -190,12 +214,19 @@ impl Listener {
             listener,
             tls: None,
             limits: ConnectionLimits::default(),
+            cert_check_interval: DEFAULT_CHECK_INTERVAL,
         })
     }
 
     /// Replaces the default [`ConnectionLimits`].
     pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How often a TLS listener re-reads its certificate and key files (default 10 s).
+    pub fn with_cert_check_interval(mut self, every: Duration) -> Self {
+        self.cert_check_interval = every;
         self
     }
 
@@ -208,7 +239,7 @@ impl Listener {
     /// their requests (for a bounded time).
     /// `name` says what is served, for the logs (e.g. "admission webhook", "REST API").
     pub async fn run(self, name: &'static str, router: Router, shutdown: impl Future<Output = ()>) {
-        let Some(acceptor) = self.tls else {
+        let Some((acceptor, certs)) = self.tls else {
             let handshake = |tcp: TcpStream, _peer: SocketAddr| async move { Some(tcp) };
             let (transport, limits) = ("plain HTTP", self.limits);
             return serve_connections(
@@ -238,6 +269,10 @@ impl Listener {
                 }
             }
         };
+        let reload = tokio::spawn(ReloadingCert::watch(
+            Arc::downgrade(&certs),
+            self.cert_check_interval,
+        ));
         serve_connections(
             self.listener,
             "TLS",
@@ -248,6 +283,7 @@ impl Listener {
             handshake,
         )
         .await;
+        reload.abort();
     }
 }
 
@@ -424,4 +460,91 @@ pub async fn serve(
         .run(name, router, shutdown)
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+
+    /// A self-signed pair for localhost: (certificate PEM, key PEM, certificate DER).
+    fn pair() -> (String, String, CertificateDer<'static>) {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        (
+            generated.cert.pem(),
+            generated.signing_key.serialize_pem(),
+            generated.cert.der().clone(),
+        )
+    }
+
+    /// The certificate the listener at `addr` presents in a TLS handshake.
+    async fn presented(
+        addr: SocketAddr,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> CertificateDer<'static> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("the handshake completes");
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    }
+
+    /// cert-manager renews the Secret, the kubelet rewrites the mounted files: new
+    /// handshakes get the new certificate without a restart, and a broken renewal leaves
+    /// the last good one in service.
+    #[tokio::test]
+    async fn a_running_listener_serves_the_renewed_certificate() {
+        let dir = std::env::temp_dir().join(format!("shepherd-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        let (a_cert, a_key, a_der) = pair();
+        let (b_cert, b_key, b_der) = pair();
+        std::fs::write(&cert, &a_cert).unwrap();
+        std::fs::write(&key, &a_key).unwrap();
+
+        let listener = Listener::tls("127.0.0.1:0".parse().unwrap(), &cert, &key)
+            .await
+            .unwrap()
+            .with_cert_check_interval(Duration::from_millis(20));
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server =
+            tokio::spawn(listener.run("test", Router::new(), stop.clone().cancelled_owned()));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(a_der.clone()).unwrap();
+        roots.add(b_der.clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        assert_eq!(presented(addr, &connector).await, a_der);
+
+        std::fs::write(&cert, &b_cert).unwrap();
+        std::fs::write(&key, &b_key).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while presented(addr, &connector).await != b_der {
+            assert!(
+                Instant::now() < deadline,
+                "the renewed certificate is not served"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // A key that is not a key: several check intervals later, B is still served.
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nbroken\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(presented(addr, &connector).await, b_der);
+
+        stop.cancel();
+        server.await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
