@@ -88,7 +88,18 @@ async fn helm_installs_the_chart_and_its_deployment_runs_the_front_door_under_rb
     connect: PgConnectOptions,
 ) {
     let i = Installation::prepare(empty_database(opts, connect).await).await;
-    i.install(&[]).await;
+    let notes = i.install(&[]).await;
+    // The notes tell the next steps: a target cluster, people's RBAC, the first request.
+    for step in [
+        "Register a target cluster",
+        "kubevirt-shepherd-user",
+        "The first request",
+    ] {
+        assert!(
+            notes.contains(step),
+            "the notes do not say {step:?}:\n{notes}"
+        );
+    }
 
     // What helm installed: the CRDs first, then the release's objects.
     for crd in ["vmrequests", "approvals", "clusters"] {

@@ -258,8 +258,9 @@ impl Installation {
         helm.await.unwrap()
     }
 
-    /// `helm install` of the chart with `VALUES` and `extra`, completing the migration Job.
-    pub async fn install(&self, extra: &[&str]) {
+    /// `helm install` of the chart with `VALUES` and `extra`, completing the migration Job;
+    /// returns what helm printed (the chart's notes).
+    pub async fn install(&self, extra: &[&str]) -> String {
         let mut args = vec!["install", RELEASE, CHART, "--timeout", "3m"];
         args.extend_from_slice(VALUES);
         args.extend_from_slice(extra);
@@ -276,6 +277,7 @@ impl Installation {
         .execute(&self.db.pool)
         .await
         .unwrap();
+        out
     }
 
     /// Starts a replica of the installed Deployment as the chart's ServiceAccount and routes
