@@ -19,18 +19,6 @@ fn catalog() -> String {
     )
 }
 
-const SHOP: &str = r#"
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: System
-metadata: {name: shop}
-spec: {description: "the web shop"}
----
-apiVersion: shepherd.kv-shepherd.io/v1alpha1
-kind: Service
-metadata: {name: shop.web}
-spec: {system: shop}
-"#;
-
 const REQUEST: &str = r#"
 apiVersion: shepherd.kv-shepherd.io/v1alpha1
 kind: VmRequest
@@ -175,8 +163,12 @@ async fn helm_installs_the_chart_and_its_deployment_runs_the_front_door_under_rb
         Some("True")
     );
 
-    i.kubectl_ok("alice", &["apply", "-f", "-"], Some(SHOP))
-        .await;
+    i.kubectl_ok(
+        "alice",
+        &["apply", "-f", "-"],
+        Some(crate::common::e2e::SHOP),
+    )
+    .await;
     i.kubectl_ok("alice", &["apply", "-f", "-"], Some(REQUEST))
         .await;
     let request = i
