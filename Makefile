@@ -17,7 +17,7 @@ CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || 
 SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build bench bench-audit test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
+.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build bench bench-audit bench-use-cases test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -90,8 +90,12 @@ bench-idle: db kubectl
 bench-audit: db
 	export DATABASE_URL=$(DB_URL); $(CARGO) bench --bench audit
 
+# Submit and approve throughput against pgbench in the same run; writes BENCHMARKS.md.
+bench-use-cases: db
+	export DATABASE_URL=$(DB_URL); $(CARGO) bench --bench use_cases
+
 # Every benchmark written so far (not part of CI).
-bench: bench-audit
+bench: bench-use-cases bench-audit
 
 # Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
 sqlx-prepare: db
