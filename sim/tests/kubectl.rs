@@ -5,71 +5,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::*;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 #[path = "common/tools.rs"]
 mod tools;
-use tools::kubectl_path;
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(sim: &shepherd_sim::SimCluster) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let kubeconfig = sim.write_kubeconfig(home.path(), "admin").unwrap();
-        Kubectl {
-            bin: kubectl_path(),
-            kubeconfig,
-            home,
-        }
-    }
-
-    /// Runs kubectl with a fresh HOME and discovery cache; returns (success, stdout, stderr).
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut cmd = Command::new(&self.bin);
-        cmd.env("HOME", self.home.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.path().join("cache"))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        if stdin.is_some() {
-            cmd.stdin(std::process::Stdio::piped());
-        }
-        let mut child = cmd.spawn().expect("kubectl runs");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let (ok, out, err) = self.run(args, stdin);
-        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
-        out
-    }
-}
+use tools::Cli;
 
 const WIDGETS: &str = r#"
 apiVersion: bars.example.com/v1
@@ -98,7 +40,7 @@ async fn kubectl_apply_get_patch_wait_delete() {
     let sim = shepherd_sim::SimCluster::start(shepherd_sim::ClusterConfig::new("kubectl"))
         .await
         .unwrap();
-    let k = Kubectl::new(&sim);
+    let k = Cli::kubectl(&sim);
     let k = tokio::task::spawn_blocking(move || {
         let out = k.ok(&["apply", "-f", "-"], Some(CRD_YAML));
         assert!(
