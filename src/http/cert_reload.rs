@@ -230,11 +230,11 @@ pub(crate) fn parse_pair(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A self-signed serving pair: (certificate PEM, key PEM, certificate DER).
-    fn pair() -> (String, String, CertificateDer<'static>) {
+    pub(crate) fn pair() -> (String, String, CertificateDer<'static>) {
         let generated =
             rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
                 .unwrap();

@@ -465,19 +465,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::cert_reload::tests::pair;
     use rustls::pki_types::ServerName;
-
-    /// A self-signed pair for localhost: (certificate PEM, key PEM, certificate DER).
-    fn pair() -> (String, String, CertificateDer<'static>) {
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        (
-            generated.cert.pem(),
-            generated.signing_key.serialize_pem(),
-            generated.cert.der().clone(),
-        )
-    }
 
     /// The certificate the listener at `addr` presents in a TLS handshake.
     async fn presented(
