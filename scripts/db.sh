@@ -106,7 +106,7 @@ start() {
     [ "$(id -u)" = 0 ] && chown "$PG_USER" "$server_log"
     # Sockets go in the data directory so nothing outside the project is touched.
     as_pg "$server_bin/pg_ctl" -D "$data" -l "$server_log" -w -t 60 \
-      -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null \
+      -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300 -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off" start >/dev/null \
       || { tail -n 20 "$server_log" >&2; die "PostgreSQL did not start; log: $server_log"; }
     echo "$port" >"$state/port"
   fi

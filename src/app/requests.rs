@@ -52,27 +52,38 @@ pub async fn validate_vm_request(
             format!("must be between 1 and 10, got {}", input.count),
         ));
     }
-    let system = db::services::live_system_by_name(conn, &input.system)
-        .await?
-        .map(|r| SystemRef {
-            id: r.id,
-            name: r.name,
-        })
-        .ok_or_else(|| AppError::NotFound {
-            what: "system",
-            id: input.system.clone(),
-        })?;
-    let namespace = db::services::live_namespace(conn, &input.target_namespace).await?.ok_or_else(|| {
-        AppError::invalid(
+    // One round trip for every name (the webhook answers each VmRequest with this); the
+    // checks below still run, and answer, in order.
+    let found = db::catalog::request_references(
+        conn,
+        &input.system,
+        &input.target_namespace,
+        &input.service,
+        &input.template,
+        &input.instance_size,
+    )
+    .await?;
+    let system = match (found.system_id, found.system_name) {
+        (Some(id), Some(name)) => SystemRef { id, name },
+        _ => {
+            return Err(AppError::NotFound {
+                what: "system",
+                id: input.system.clone(),
+            });
+        }
+    };
+    let (Some(namespace_id), Some(namespace_environment)) =
+        (found.namespace_id, found.namespace_environment)
+    else {
+        return Err(AppError::invalid(
             "spec.targetNamespace",
             format!(
                 "namespace {:?} is not registered: a platform admin must create a VmNamespace for it",
                 input.target_namespace
             ),
-        )
-    })?;
-    let environment: Environment = namespace
-        .environment
+        ));
+    };
+    let environment: Environment = namespace_environment
         .parse()
         .map_err(|e| AppError::invalid("spec.targetNamespace", format!("{e}")))?;
     // Permission before anything else about the System, so an invisible System's
@@ -88,40 +99,37 @@ pub async fn validate_vm_request(
         },
     )
     .await?;
-    let service = db::services::live_service(conn, system.id, &input.service)
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            what: "service",
-            id: format!("{}.{}", input.system, input.service),
-        })?;
-    if !db::catalog::live_template_exists(conn, &input.template).await? {
+    let service_id = found.service_id.ok_or_else(|| AppError::NotFound {
+        what: "service",
+        id: format!("{}.{}", input.system, input.service),
+    })?;
+    if !found.template_exists {
         return Err(AppError::invalid(
             "spec.template",
             format!("template {:?} does not exist", input.template),
         ));
     }
-    let size = db::catalog::live_instance_size(conn, &input.instance_size)
-        .await?
-        .ok_or_else(|| {
-            AppError::invalid(
-                "spec.instanceSize",
-                format!("instance size {:?} does not exist", input.instance_size),
-            )
-        })?;
-    let disk_gib = input.disk_gib.unwrap_or(size.disk_min_gib);
-    if disk_gib < size.disk_min_gib || disk_gib > size.disk_max_gib {
+    let (Some(size_name), Some(disk_min_gib), Some(disk_max_gib)) =
+        (found.size_name, found.disk_min_gib, found.disk_max_gib)
+    else {
+        return Err(AppError::invalid(
+            "spec.instanceSize",
+            format!("instance size {:?} does not exist", input.instance_size),
+        ));
+    };
+    let disk_gib = input.disk_gib.unwrap_or(disk_min_gib);
+    if disk_gib < disk_min_gib || disk_gib > disk_max_gib {
         return Err(AppError::invalid(
             "spec.diskGib",
             format!(
-                "{disk_gib} GiB is outside instance size {:?}'s range {}..={} GiB",
-                size.name, size.disk_min_gib, size.disk_max_gib
+                "{disk_gib} GiB is outside instance size {size_name:?}'s range {disk_min_gib}..={disk_max_gib} GiB"
             ),
         ));
     }
     Ok(ResolvedRequest {
         system,
-        service_id: service.id,
-        namespace_id: namespace.id,
+        service_id,
+        namespace_id,
         environment,
         disk_gib,
     })

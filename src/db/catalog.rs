@@ -141,24 +141,51 @@ pub async fn upsert_instance_size(
     .await
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceSizeRow {
-    pub id: Uuid,
-    pub name: String,
-    pub disk_min_gib: i32,
-    pub disk_max_gib: i32,
+/// What a VmRequest names, looked up in one round trip (the admission webhook answers each
+/// request with it): each part None (or false) when it does not exist or is deleted. The
+/// Service is looked up within the System.
+#[derive(Debug, Clone)]
+pub struct RequestReferences {
+    pub system_id: Option<Uuid>,
+    pub system_name: Option<String>,
+    pub namespace_id: Option<Uuid>,
+    pub namespace_environment: Option<String>,
+    pub service_id: Option<Uuid>,
+    pub template_exists: bool,
+    pub size_name: Option<String>,
+    pub disk_min_gib: Option<i32>,
+    pub disk_max_gib: Option<i32>,
 }
 
-pub async fn live_instance_size(
+pub async fn request_references(
     conn: &mut PgConnection,
-    name: &str,
-) -> sqlx::Result<Option<InstanceSizeRow>> {
+    system: &str,
+    namespace: &str,
+    service: &str,
+    template: &str,
+    size: &str,
+) -> sqlx::Result<RequestReferences> {
     sqlx::query_as!(
-        InstanceSizeRow,
-        "SELECT id, name, disk_min_gib, disk_max_gib FROM instance_sizes WHERE name = $1 AND deleted_at IS NULL",
-        name
+        RequestReferences,
+        r#"SELECT sy.id AS "system_id?", sy.name AS "system_name?",
+                  n.id AS "namespace_id?", n.environment AS "namespace_environment?",
+                  sv.id AS "service_id?",
+                  EXISTS (SELECT 1 FROM templates t JOIN template_versions v ON v.template_id = t.id
+                          WHERE t.name = $4 AND t.deleted_at IS NULL) AS "template_exists!",
+                  sz.name AS "size_name?", sz.disk_min_gib AS "disk_min_gib?",
+                  sz.disk_max_gib AS "disk_max_gib?"
+           FROM (SELECT 1) AS one
+           LEFT JOIN systems sy ON sy.name = $1 AND sy.deleted_at IS NULL
+           LEFT JOIN namespaces n ON n.name = $2 AND n.deleted_at IS NULL
+           LEFT JOIN services sv ON sv.system_id = sy.id AND sv.name = $3 AND sv.deleted_at IS NULL
+           LEFT JOIN instance_sizes sz ON sz.name = $5 AND sz.deleted_at IS NULL"#,
+        system,
+        namespace,
+        service,
+        template,
+        size
     )
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await
 }
 
@@ -209,17 +236,6 @@ pub async fn insert_template_version(
         spec,
         spec_sha256,
         created_by
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// Whether a live template of that name exists.
-pub async fn live_template_exists(conn: &mut PgConnection, name: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM templates t JOIN template_versions v ON v.template_id = t.id
-                          WHERE t.name = $1 AND t.deleted_at IS NULL) AS "exists!""#,
-        name
     )
     .fetch_one(conn)
     .await
@@ -308,15 +324,20 @@ pub async fn cluster_candidates(conn: &mut PgConnection) -> sqlx::Result<Vec<Clu
     .await
 }
 
-/// One live cluster as placement looks at it, its row locked until the transaction ends.
-/// Two statements: under READ COMMITTED a statement that waited for the lock still reads
-/// the rest (the VM count) as of when it started, so the count is read after the lock.
+/// One live cluster as placement looks at it, its row locked until the transaction ends,
+/// counting the live VMs of every ticket but `excluding_ticket` (the caller's own, already
+/// inserted). `NO KEY UPDATE`, not `UPDATE`: the caller's VM rows already hold a key-share
+/// lock on the cluster through their foreign key, and two approvals each holding one and
+/// asking for `FOR UPDATE` deadlock. Two statements: under READ COMMITTED a statement that waited for the lock
+/// still reads the rest (the VM count) as of when it started, so the count is read after
+/// the lock.
 pub async fn lock_cluster_candidate(
     conn: &mut PgConnection,
     id: Uuid,
+    excluding_ticket: Uuid,
 ) -> sqlx::Result<Option<ClusterCandidate>> {
     let locked = sqlx::query_scalar!(
-        "SELECT id FROM clusters WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        "SELECT id FROM clusters WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
         id
     )
     .fetch_optional(&mut *conn)
@@ -327,10 +348,13 @@ pub async fn lock_cluster_candidate(
     sqlx::query_as!(
         ClusterCandidate,
         r#"SELECT c.id, c.name, c.environment, c.enabled, c.health, c.scheduling_weight, c.max_vms,
-                  (SELECT count(*) FROM vms v WHERE v.cluster_id = c.id AND v.deleted_at IS NULL) AS "live_vms!",
+                  (SELECT count(*) FROM vms v
+                   WHERE v.cluster_id = c.id AND v.deleted_at IS NULL
+                     AND v.ticket_id <> $2) AS "live_vms!",
                   c.capabilities, c.default_storage_class
            FROM clusters c WHERE c.id = $1"#,
-        id
+        id,
+        excluding_ticket
     )
     .fetch_optional(conn)
     .await
