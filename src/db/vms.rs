@@ -252,6 +252,26 @@ pub async fn on_cluster(conn: &mut PgConnection, cluster_id: Uuid) -> sqlx::Resu
     .await
 }
 
+/// One live VM on a cluster by name, without a lock: for deciding whether a watch event
+/// changes anything before taking the locks that writing needs.
+pub async fn watched(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<WatchedVm>> {
+    sqlx::query_as!(
+        WatchedVm,
+        r#"SELECT v.id, v.name, n.name AS namespace, v.ticket_id, v.status, v.status_reason,
+                  v.desired_power_state, v.ip_address, v.node, n.environment
+           FROM vms v JOIN namespaces n ON n.id = v.namespace_id
+           WHERE v.cluster_id = $1 AND v.name = $2 AND v.deleted_at IS NULL"#,
+        cluster_id,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// One live VM on a cluster by name, locked for the rest of the transaction so that the
 /// watcher and a job never interleave their read-decide-write.
 pub async fn watched_for_update(
@@ -310,6 +330,35 @@ pub async fn set_observation(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether [`set_observation`] would write: the row is in `from` and differs from `o`.
+/// Reads without a lock.
+pub async fn observation_differs(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    o: &VmObservation<'_>,
+) -> sqlx::Result<bool> {
+    let differs = sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+             SELECT 1 FROM vms
+             WHERE id = $1 AND status = $2
+               AND (status, status_reason, ip_address, node, last_error, not_migratable)
+                   IS DISTINCT FROM ($3, $4, $5, $6, COALESCE($7, last_error), $8)
+           ) AS "differs!""#,
+        id,
+        from,
+        o.status,
+        o.status_reason,
+        o.ip_address,
+        o.node,
+        o.last_error,
+        o.not_migratable
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(differs)
 }
 
 /// Records the uid of the VirtualMachine applied for this VM.
