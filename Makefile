@@ -17,7 +17,7 @@ CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || 
 SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build bench bench-audit bench-use-cases test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle fuzz api-fuzz
+.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build bench bench-audit bench-use-cases test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle bench-river bench-provisioning bench-webhook bench-memory bench-reconcile fuzz api-fuzz
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -26,6 +26,7 @@ help:
 	@echo "make ci     format check, clippy and rustdoc (warnings denied), then make test"
 	@echo "make db / make db-stop   start or stop the local PostgreSQL 18"
 	@echo "make image   build the container image (podman or docker; not possible on every machine)"
+	@echo "make bench   every benchmark, written to BENCHMARKS.md (not in CI; bench-<name> runs one)"
 	@echo "make fuzz   cargo-fuzz targets, FUZZ_SECONDS (30) each (not in CI)"
 	@echo "make api-fuzz   schemathesis against a live REST API (not in CI)"
 
@@ -82,7 +83,7 @@ ci: lint doc test
 demo: db kubectl
 	@bash scripts/demo.sh
 
-# Idle writes per Shepherd object, against the write rate while working (not part of CI).
+# Idle writes per Shepherd object, against the write rate while working; writes BENCHMARKS.md.
 bench-idle: db kubectl
 	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); $(CARGO) bench --bench idle
 
@@ -94,8 +95,28 @@ bench-audit: db
 bench-use-cases: db
 	export DATABASE_URL=$(DB_URL); $(CARGO) bench --bench use_cases
 
-# Every benchmark written so far (not part of CI).
-bench: bench-use-cases bench-audit
+# River jobs inserted and worked against raw inserts and updates; writes BENCHMARKS.md.
+bench-river: db
+	export DATABASE_URL=$(DB_URL); $(CARGO) bench --bench river
+
+# 1,000 VMs over 10 simulated clusters against the simulator's own create throughput.
+bench-provisioning: db kubectl
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); $(CARGO) bench --bench provisioning
+
+# /validate under 200 TLS clients with PostgreSQL in the path, against a no-op handler.
+bench-webhook: db
+	export DATABASE_URL=$(DB_URL); $(CARGO) bench --bench webhook
+
+# Peak RSS of `shepherd run` with 1,000 and 10,000 VmRequests against an idle process.
+bench-memory: db kubectl
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); $(CARGO) bench --bench memory
+
+# `kubectl apply` of a VmRequest to PendingApproval, p50/p99 over 500, against a ConfigMap.
+bench-reconcile: db kubectl
+	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL); $(CARGO) bench --bench reconcile
+
+# Every benchmark (not part of CI); each writes its section of BENCHMARKS.md.
+bench: bench-use-cases bench-river bench-provisioning bench-webhook bench-reconcile bench-memory bench-audit bench-idle
 
 # Regenerates the committed sqlx offline query data (.sqlx/) from migrations/.
 sqlx-prepare: db

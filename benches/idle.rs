@@ -8,10 +8,12 @@
 //! everything settled, and their ratio. The goal is 0 idle writes.
 //!
 //! `make bench-idle` (or `DATABASE_URL=postgres://.../postgres cargo bench --bench idle`;
-//! `IDLE_BENCH_SECONDS` sets the idle window, 30 s by default).
+//! `IDLE_BENCH_SECONDS` sets the idle window, 30 s by default). Writes the section "Idle
+//! writes" of BENCHMARKS.md.
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+mod report;
 
 use futures::StreamExt;
 use kube::Api;
@@ -67,39 +69,11 @@ async fn objects(env: &common::e2e::Env) -> usize {
     out.lines().count()
 }
 
-fn main() {
-    let base = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name a PostgreSQL server (`make bench-idle` starts one)");
-    let idle = Duration::from_secs(
-        std::env::var("IDLE_BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(30),
-    );
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(run(base, idle));
-}
-
-async fn run(base: String, idle: Duration) {
-    // A scratch database of its own, dropped at the end.
-    let name = format!("shepherd_bench_idle_{}", std::process::id());
-    let admin = PgConnectOptions::from_str(&base)
-        .unwrap()
-        .database("postgres");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(admin)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let connect = PgConnectOptions::from_str(&base).unwrap().database(&name);
-    // tests/common derives the scratch URL from DATABASE_URL's prefix.
+#[tokio::main]
+async fn main() {
+    let idle = Duration::from_secs(report::env_or("IDLE_BENCH_SECONDS", 30) as u64);
+    let scratch = report::ScratchDatabase::create("idle").await;
+    let connect = PgConnectOptions::from_str(&scratch.url).unwrap();
     let db = common::setup(PgPoolOptions::new(), connect).await;
     let mut env = common::e2e::start(db).await;
     env.add_target("target-1", "test", true).await;
@@ -161,21 +135,27 @@ async fn run(base: String, idle: Duration) {
     let per_object = |w: u64, s: f64| w as f64 / s / count.max(1) as f64;
     let active_rate = per_object(active_writes, active_seconds);
     let idle_rate = per_object(idle_writes, idle_seconds);
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("idle writes to Shepherd objects ({count} objects, {cores} cores)");
-    println!(
-        "  baseline, while working: {active_writes:>6} writes in {active_seconds:>5.1} s = {active_rate:.4} writes/s per object"
-    );
-    println!(
-        "  idle:                    {idle_writes:>6} writes in {idle_seconds:>5.1} s = {idle_rate:.4} writes/s per object (goal 0)"
-    );
-    println!(
-        "  ratio idle / working:    {:.4}",
-        if active_rate > 0.0 {
-            idle_rate / active_rate
-        } else {
-            0.0
-        }
+    report::write_section(
+        "Idle writes",
+        "make bench-idle",
+        &format!(
+            "Writes to the nine Shepherd kinds in the management cluster (a watch counts every \
+             change), per object and second, over {idle_seconds:.0} s with everything settled \
+             ({count} objects: a catalog, a System and Service, 4 requests of which 2 approved \
+             and provisioned), against the same rate while that work happened ({active_writes} \
+             writes in {active_seconds:.1} s). Ratios are idle ÷ working (lower is better)."
+        ),
+        &[report::Row {
+            figure: "idle writes to the API server".into(),
+            value: format!("{idle_writes} writes ({idle_rate:.4}/s per object)"),
+            baseline: format!("{active_rate:.4}/s per object while working"),
+            ratio: if active_rate > 0.0 {
+                idle_rate / active_rate
+            } else {
+                0.0
+            },
+            goal: format!("0: {}", if idle_writes == 0 { "met" } else { "missed" }),
+        }],
     );
 
     for w in watchers {
@@ -183,9 +163,5 @@ async fn run(base: String, idle: Duration) {
     }
     env.stop_shepherd().await;
     drop(env);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await;
+    scratch.drop().await;
 }

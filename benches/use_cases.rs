@@ -2,7 +2,7 @@
 //! on the same server in the same run (a single-row insert and commit per transaction, the
 //! cheapest write a client can make): `submit_vm_request` (validation, ticket, audit) and
 //! `approve` (authorization, placement, River jobs, audit) by `USE_CASE_BENCH_CLIENTS` (8)
-//! concurrent clients, `USE_CASE_BENCH_TICKETS` (400) tickets. Goal: at least 0.25 of
+//! concurrent clients, `USE_CASE_BENCH_TICKETS` (1,500) tickets. Goal: at least 0.25 of
 //! pgbench's transactions per second.
 //!
 //! `make bench-use-cases` (or `DATABASE_URL=postgres://.../postgres cargo bench --bench
@@ -10,150 +10,19 @@
 //! `PGBENCH`). Writes the section "Submit and approve" of BENCHMARKS.md.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use shepherd::app::access::Caller;
 use shepherd::app::requests::{VmRequestInput, submit_vm_request};
-use shepherd::app::{catalog, seed};
 use shepherd::crd::approval::Overrides;
-use shepherd::crd::{Environment, cluster, instance_size, vm_namespace, vm_template};
-use shepherd::db::rbac::NewRoleBinding;
-use shepherd::domain::Subject;
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
+#[path = "../tests/it/common/mod.rs"]
+mod common;
 mod report;
 
-/// Services of the System `shop`; with disks of 10..=100 GiB, 910 distinct requests.
-const SERVICES: usize = 10;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn bind(pool: &PgPool, subject: Subject, role: &str) {
-    let mut conn = pool.acquire().await.unwrap();
-    shepherd::db::rbac::insert_role_binding(
-        &mut conn,
-        &NewRoleBinding {
-            subject: &subject,
-            role,
-            scope_system_id: None,
-            allowed_environments: &["test".to_string()],
-            source: "api",
-            created_by: "bench",
-        },
-    )
-    .await
-    .unwrap();
-}
-
-/// Roles, the catalog (team-a, fedora, small, a healthy cluster), alice the operator with a
-/// System and a Service, bob the approver.
-async fn platform(pool: &PgPool) {
-    seed::run(pool, &seed::SeedConfig::default()).await.unwrap();
-    let namespace = vm_namespace::VmNamespaceSpec {
-        environment: Environment::Test,
-        description: String::new(),
-    };
-    catalog::register_namespace(pool, "admin", "team-a", &namespace, "uid-ns")
-        .await
-        .unwrap();
-    let template: vm_template::VmTemplateSpec = serde_json::from_value(serde_json::json!({
-        "image": {"containerDisk": "quay.io/containerdisks/fedora:40"}}))
-    .unwrap();
-    catalog::register_template(pool, "admin", "fedora", &template, "uid-tpl")
-        .await
-        .unwrap();
-    let size: instance_size::InstanceSizeSpec = serde_json::from_value(serde_json::json!({
-        "cpu": {"cores": 2}, "memory": {"mib": 2048}, "disk": {"minGiB": 10, "maxGiB": 100}}))
-    .unwrap();
-    catalog::register_instance_size(pool, "admin", "small", &size, "uid-size")
-        .await
-        .unwrap();
-    let spec: cluster::ClusterSpec = serde_json::from_value(serde_json::json!({
-        "environment": "test", "schedulingWeight": 100,
-        "kubeconfigSecretRef": {"namespace": "kubevirt-shepherd", "name": "test-1-kubeconfig"}}))
-    .unwrap();
-    catalog::register_cluster(pool, "admin", "test-1", &spec, "uid-cluster")
-        .await
-        .unwrap();
-    probed_healthy(pool, "test-1").await;
-    bind(pool, Subject::user("alice"), "operator").await;
-    bind(pool, Subject::user("bob"), "approver").await;
-    let alice = Caller::new("alice", &[]);
-    shepherd::app::systems::register_system(pool, &alice, "shop", "", "uid-sys")
-        .await
-        .unwrap();
-    // Identical pending requests are refused as duplicates: tickets differ by Service and disk.
-    for service in 0..SERVICES {
-        shepherd::app::systems::register_service(
-            pool,
-            &alice,
-            "shop",
-            &format!("web{service}"),
-            "",
-            &format!("uid-svc-{service}"),
-        )
-        .await
-        .unwrap();
-    }
-}
-
-/// Records a successful probe of `name`, as the probe job would: placement takes only
-/// healthy clusters with room.
-async fn probed_healthy(pool: &PgPool, name: &str) {
-    use shepherd::domain::cluster_probe::{KubeVirtFacts, ProbeFacts, assess};
-    let facts = ProbeFacts {
-        kubevirt: Some(KubeVirtFacts {
-            phase: Some("Deployed".into()),
-            version: Some("v1.5.2".into()),
-            feature_gates: vec![],
-        }),
-        nodes: vec![
-            [("cpu", "100000"), ("memory", "100000Gi")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ],
-        storage_classes: vec![("standard".into(), true)],
-    };
-    let id: Uuid =
-        sqlx::query_scalar("SELECT id FROM clusters WHERE name = $1 AND deleted_at IS NULL")
-            .bind(name)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    shepherd::app::cluster_probe::record(pool, id, &assess(Ok(facts)))
-        .await
-        .unwrap();
-}
-
-/// Runs `tickets` calls of `work` spread over `clients` tasks; the wall time.
-async fn spread<F, Fut>(clients: usize, tickets: usize, work: F) -> Duration
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for client in 0..clients {
-        let work = work.clone();
-        tasks.spawn(async move {
-            for n in (client..tickets).step_by(clients) {
-                work(n).await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("a client failed");
-    }
-    start.elapsed()
-}
+/// Services of the System `shop`; with disks of 10..=100 GiB, 2,730 distinct requests
+/// (identical pending requests are refused as duplicates).
+const SERVICES: usize = 30;
 
 fn pgbench_path() -> PathBuf {
     if let Ok(path) = std::env::var("PGBENCH") {
@@ -210,8 +79,8 @@ async fn pgbench_tps(url: &str, clients: usize, seconds: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let clients = env_or("USE_CASE_BENCH_CLIENTS", 8);
-    let tickets = env_or("USE_CASE_BENCH_TICKETS", 400).min(SERVICES * 91);
+    let clients = report::env_or("USE_CASE_BENCH_CLIENTS", 8);
+    let tickets = report::env_or("USE_CASE_BENCH_TICKETS", 1500).min(SERVICES * 91);
     let scratch = report::ScratchDatabase::create("use_cases").await;
     let pool = PgPoolOptions::new()
         .max_connections(clients as u32 + 2)
@@ -219,11 +88,12 @@ async fn main() {
         .await
         .unwrap();
     shepherd::app::migrate::run(&pool).await.unwrap();
-    platform(&pool).await;
+    common::world::shop_with_services(&pool, SERVICES).await;
     let river = std::sync::Arc::new(shepherd::jobs::inserter(&pool).unwrap());
 
     let ids = std::sync::Arc::new(std::sync::Mutex::new(vec![Uuid::nil(); tickets]));
-    let submit_time = spread(clients, tickets, {
+    let profile = report::StatementProfile::start(&pool).await;
+    let submit_time = report::spread(clients, tickets, {
         let (pool, river, ids) = (pool.clone(), river.clone(), ids.clone());
         move |n| {
             let (pool, river, ids) = (pool.clone(), river.clone(), ids.clone());
@@ -241,7 +111,7 @@ async fn main() {
                     disk_gib: Some(10 + ((n / SERVICES) % 91) as i32),
                     reason: format!("load test {n}"),
                 };
-                let alice = Caller::new("alice", &[]);
+                let alice = common::world::alice();
                 let submitted = submit_vm_request(&pool, &river, &alice, &input)
                     .await
                     .expect("submit");
@@ -250,13 +120,19 @@ async fn main() {
         }
     })
     .await;
-    let approve_time = spread(clients, tickets, {
+    let submit_profile = profile.finish(&pool).await;
+    println!(
+        "submit: {}",
+        report::describe_profile(&submit_profile, submit_time, tickets, 12)
+    );
+    let profile = report::StatementProfile::start(&pool).await;
+    let approve_time = report::spread(clients, tickets, {
         let (pool, river, ids) = (pool.clone(), river.clone(), ids.clone());
         move |n| {
             let (pool, river, ids) = (pool.clone(), river.clone(), ids.clone());
             async move {
                 let ticket = ids.lock().unwrap()[n];
-                let bob = Caller::new("bob", &[]);
+                let bob = common::world::bob();
                 shepherd::app::approvals::approve(
                     &pool,
                     &river,
@@ -271,6 +147,11 @@ async fn main() {
         }
     })
     .await;
+    let approve_profile = profile.finish(&pool).await;
+    println!(
+        "approve: {}",
+        report::describe_profile(&approve_profile, approve_time, tickets, 12)
+    );
     let approved: i64 =
         sqlx::query_scalar("SELECT count(*) FROM tickets WHERE status <> 'PendingApproval'")
             .fetch_one(&pool)

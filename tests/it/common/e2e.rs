@@ -80,6 +80,8 @@ pub struct Env {
     pub probe_interval: Duration,
     /// How often the workers scan every cluster for drift (set before `start_shepherd`).
     pub drift_interval: Duration,
+    /// The rest of the workers' settings ([`worker_options`]; set before `start_shepherd`).
+    pub worker_options: WorkerOptions,
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
     /// The pools of the running shepherd (shared with it: a test may exhaust one).
@@ -91,10 +93,12 @@ pub struct Env {
     key: PathBuf,
 }
 
-/// Workers as in production, but a dead process's jobs are rescued within seconds.
+/// Workers as in production, but fewer, with fewer writes per cluster, and a dead process's
+/// jobs are rescued within seconds.
 pub fn worker_options() -> WorkerOptions {
     WorkerOptions {
         concurrency: 4,
+        cluster_write_concurrency: 5,
         job_timeout: Duration::from_secs(20),
         rescue_after: Duration::from_secs(20),
         shutdown_grace: Duration::from_secs(5),
@@ -197,6 +201,7 @@ pub async fn start_with(db: TestDb, workers: bool) -> Env {
         workers,
         probe_interval: shepherd::jobs::DEFAULT_PROBE_INTERVAL,
         drift_interval: shepherd::jobs::drift::DEFAULT_DRIFT_INTERVAL,
+        worker_options: worker_options(),
         dir,
         running: None,
         pools: None,
@@ -248,9 +253,9 @@ impl Env {
             workers: self.workers.then(|| WorkerOptions {
                 probe_interval: self.probe_interval,
                 drift_interval: self.drift_interval,
-                ..worker_options()
+                ..self.worker_options.clone()
             }),
-            cluster_write_concurrency: 5,
+            cluster_write_concurrency: self.worker_options.cluster_write_concurrency,
             audit_anchor_interval: Duration::from_secs(1),
         };
         let client = self.sim.kube_client("admin").unwrap();
@@ -445,6 +450,16 @@ impl Env {
             .as_ref()
             .and_then(|r| r.webhook_addr)
             .expect("webhook running");
+        self.register_webhooks_at(addr).await;
+    }
+
+    /// The webhook's serving certificate and key (for a `shepherd run` process).
+    pub fn webhook_tls(&self) -> (&Path, &Path) {
+        (&self.cert, &self.key)
+    }
+
+    /// Points the management cluster's admission at a webhook serving `webhook_tls` at `addr`.
+    pub async fn register_webhooks_at(&self, addr: std::net::SocketAddr) {
         let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         let hook = |path: &str, ops: Value, resources: Value| {
             json!({

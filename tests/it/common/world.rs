@@ -128,6 +128,23 @@ pub fn bob() -> Caller {
     Caller::new("bob", &["approvers"])
 }
 
+/// What the database benchmarks work on: [`world`], [`clusters`], and alice's System `shop`
+/// with Services `web0`..`web<services - 1>`.
+pub async fn shop_with_services(pool: &PgPool, services: usize) {
+    world(pool).await;
+    clusters(pool).await;
+    let owner = alice();
+    register_system(pool, &owner, "shop", "", "uid-sys-shop")
+        .await
+        .unwrap();
+    for n in 0..services {
+        let name = format!("web{n}");
+        register_service(pool, &owner, "shop", &name, "", &format!("uid-svc-{name}"))
+            .await
+            .unwrap();
+    }
+}
+
 pub async fn clusters(pool: &PgPool) {
     for (name, env, weight) in [
         ("test-1", "test", 100),
