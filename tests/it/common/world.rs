@@ -128,11 +128,19 @@ pub fn bob() -> Caller {
     Caller::new("bob", &["approvers"])
 }
 
-/// What the database benchmarks work on: [`world`], [`clusters`], and alice's System `shop`
-/// with Services `web0`..`web<services - 1>`.
+/// What the database benchmarks work on: [`world`], [`clusters`], bob's group approving for
+/// test and prod, and alice's System `shop` with Services `web0`..`web<services - 1>`.
 pub async fn shop_with_services(pool: &PgPool, services: usize) {
     world(pool).await;
     clusters(pool).await;
+    bind(
+        pool,
+        Subject::group("approvers"),
+        "approver",
+        None,
+        &["test", "prod"],
+    )
+    .await;
     let owner = alice();
     register_system(pool, &owner, "shop", "", "uid-sys-shop")
         .await
