@@ -100,6 +100,8 @@ pub fn write_section(title: &str, command: &str, notes: &str, rows: &[Row]) {
          do not compare between runs or machines; ratios do.\n"
             .to_string()
     });
+    // A blank line before the next section's heading.
+    section.push('\n');
     let heading = format!("## {title}\n");
     let updated = match existing.find(&heading) {
         Some(start) => {
@@ -113,7 +115,7 @@ pub fn write_section(title: &str, command: &str, notes: &str, rows: &[Row]) {
             existing.trim_end_matches('\n').to_string() + "\n"
         ),
     };
-    std::fs::write(&path, updated).expect("write BENCHMARKS.md");
+    std::fs::write(&path, updated.trim_end().to_string() + "\n").expect("write BENCHMARKS.md");
 }
 
 /// Where PostgreSQL spent its time, from `pg_stat_statements` (the server `make db` starts
