@@ -272,3 +272,45 @@ async fn job_inserted_with_a_ticket_vanishes_on_rollback_and_lands_on_commit(
         .unwrap();
     assert_eq!(queue, shepherd::jobs::VM_QUEUE);
 }
+
+/// A watch event that changes nothing takes no lock, so it does not wait behind a
+/// transaction holding the VM's ticket (the VMs of one ticket used to take turns on the
+/// ticket's row for every event, found by `make bench-provisioning`).
+#[sqlx::test(migrations = false)]
+async fn a_watch_event_that_changes_nothing_does_not_wait_for_the_tickets_lock(
+    opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use crate::common::world::{bob, pending};
+    let t = setup(opts, connect).await;
+    let ticket = pending(&t.pool, 1).await;
+    shepherd::app::approvals::approve(
+        &t.pool,
+        &crate::common::river(&t.pool),
+        &bob(),
+        ticket,
+        "ok",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (cluster_id, name): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT cluster_id, name FROM vms")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    let mut holder = t.pool.begin().await.unwrap();
+    db::tickets::lock_status(&mut holder, ticket).await.unwrap();
+
+    // The VM is still Creating and its cluster has no such VirtualMachine yet: nothing to
+    // record. Waiting for the lock would last until the holder ends (a liveness bound).
+    let recorded = tokio::time::timeout(
+        Duration::from_secs(10),
+        shepherd::app::provisioning::record_observation(&t.pool, cluster_id, &name, None),
+    )
+    .await
+    .expect("the event waited for the ticket's lock")
+    .unwrap();
+    assert!(!recorded);
+    holder.rollback().await.unwrap();
+}
