@@ -174,26 +174,11 @@ async fn main() {
     env.add_target("target-1", "test", true).await;
     env.add_target("remote-1", "test", false).await;
     env.apply_shop().await;
-    let services: String = (0..SERVICES)
+    let services: Vec<String> = (0..SERVICES)
         .map(|s| format!("s{s}"))
         .chain(["fleet".to_string()])
-        .map(|s| {
-            format!(
-                "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Service\n\
-                 metadata: {{name: shop.{s}}}\nspec: {{system: shop}}\n"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n");
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&services))
-        .await;
-    env.wait_for(
-        "services.shepherd.kv-shepherd.io",
-        None,
-        "shop.fleet",
-        |o| o.pointer("/status/phase") == Some(&json!("Active")),
-    )
-    .await;
+        .collect();
+    env.apply_shop_services(&services).await;
 
     // From here on the measured process does all the work, alone.
     env.stop_shepherd().await;

@@ -115,15 +115,7 @@ async fn main() {
     }
     env.apply_shop().await;
     // A second Service, so that 100 requests of one person can all differ (disks 10-100 GiB).
-    env.kubectl_ok(
-        "alice",
-        &["apply", "-f", "-"],
-        Some(
-            "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Service\n\
-             metadata: {name: shop.api}\nspec: {system: shop}\n",
-        ),
-    )
-    .await;
+    env.apply_shop_services(&["api".to_string()]).await;
     let all_requests: String = (0..requests)
         .map(|n| vm_request(n, ["web", "api"][n % 2], 10 + n / 2))
         .collect::<Vec<_>>()

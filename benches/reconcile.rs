@@ -101,24 +101,8 @@ async fn main() {
     .await;
     let env = common::e2e::start(db).await;
     env.apply_shop().await;
-    let services: String = (0..SERVICES)
-        .map(|s| {
-            format!(
-                "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Service\n\
-                 metadata: {{name: shop.s{s}}}\nspec: {{system: shop}}\n"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n");
-    env.kubectl_ok("alice", &["apply", "-f", "-"], Some(&services))
-        .await;
-    env.wait_for(
-        "services.shepherd.kv-shepherd.io",
-        None,
-        &format!("shop.s{}", SERVICES - 1),
-        |o| o.pointer("/status/phase") == Some(&serde_json::json!("Active")),
-    )
-    .await;
+    let services: Vec<String> = (0..SERVICES).map(|s| format!("s{s}")).collect();
+    env.apply_shop_services(&services).await;
 
     let client = env.sim.kube_client("admin").unwrap();
     let pending: Seen = Arc::default();

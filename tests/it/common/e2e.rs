@@ -357,6 +357,34 @@ impl Env {
         .await;
     }
 
+    /// alice applies Services `shop.<name>` for each of `names` at once; returns once the
+    /// last is Active.
+    pub async fn apply_shop_services(&self, names: &[String]) {
+        let services: Vec<String> = names
+            .iter()
+            .map(|name| {
+                format!(
+                    "apiVersion: shepherd.kv-shepherd.io/v1alpha1\nkind: Service\n\
+                     metadata: {{name: shop.{name}}}\nspec: {{system: shop}}\n"
+                )
+            })
+            .collect();
+        self.kubectl_ok(
+            "alice",
+            &["apply", "-f", "-"],
+            Some(&services.join("---\n")),
+        )
+        .await;
+        let last = names.last().expect("at least one Service");
+        self.wait_for(
+            "services.shepherd.kv-shepherd.io",
+            None,
+            &format!("shop.{last}"),
+            |o| o.pointer("/status/phase") == Some(&json!("Active")),
+        )
+        .await;
+    }
+
     /// The body of this process's `/metrics`.
     pub async fn metrics(&self) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

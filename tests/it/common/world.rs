@@ -128,19 +128,10 @@ pub fn bob() -> Caller {
     Caller::new("bob", &["approvers"])
 }
 
-/// What the database benchmarks work on: [`world`], [`clusters`], bob's group approving for
-/// test and prod, and alice's System `shop` with Services `web0`..`web<services - 1>`.
+/// What the database benchmarks work on: [`world_with_approvers`] and alice's System
+/// `shop` with Services `web0`..`web<services - 1>`.
 pub async fn shop_with_services(pool: &PgPool, services: usize) {
-    world(pool).await;
-    clusters(pool).await;
-    bind(
-        pool,
-        Subject::group("approvers"),
-        "approver",
-        None,
-        &["test", "prod"],
-    )
-    .await;
+    world_with_approvers(pool).await;
     let owner = alice();
     register_system(pool, &owner, "shop", "", "uid-sys-shop")
         .await
@@ -170,9 +161,8 @@ pub async fn clusters(pool: &PgPool) {
     }
 }
 
-/// Clusters test-1 (weight 100), test-2 (50) and prod-1; then alice asks for `count` VMs
-/// in team-a (test); the group of bob is an approver for test and prod.
-pub async fn pending(pool: &PgPool, count: i32) -> Uuid {
+/// [`world`] and [`clusters`], with the group of bob approving for test and prod.
+pub async fn world_with_approvers(pool: &PgPool) {
     world(pool).await;
     clusters(pool).await;
     bind(
@@ -183,6 +173,12 @@ pub async fn pending(pool: &PgPool, count: i32) -> Uuid {
         &["test", "prod"],
     )
     .await;
+}
+
+/// Clusters test-1 (weight 100), test-2 (50) and prod-1; then alice asks for `count` VMs
+/// in team-a (test); the group of bob is an approver for test and prod.
+pub async fn pending(pool: &PgPool, count: i32) -> Uuid {
+    world_with_approvers(pool).await;
     shop_with_web(pool, &alice()).await;
     let input = shepherd::app::requests::VmRequestInput {
         count,
