@@ -17,7 +17,7 @@ CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || 
 SWAGGER = $(CURDIR)/.cache/kubevirt/swagger.json
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help db db-stop kubectl helm kubernetes-validate kubevirt-swagger image build bench bench-audit bench-use-cases test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle bench-river bench-provisioning bench-webhook bench-memory bench-reconcile fuzz api-fuzz
+.PHONY: help db db-stop kubectl helm chromium kubernetes-validate kubevirt-swagger image build bench bench-audit bench-use-cases test test-unit doc ci fmt lint demo sqlx-prepare openapi bench-idle bench-river bench-provisioning bench-webhook bench-memory bench-reconcile fuzz api-fuzz
 
 help:
 	@echo "make demo   the front door end to end: simulator, PostgreSQL 18, shepherd, kubectl"
@@ -38,6 +38,11 @@ db-stop:
 
 kubectl:
 	@bash scripts/kubectl.sh >/dev/null
+
+# Debian's chromium and chromium-driver in the project cache, without root (for the web
+# console's browser tests, #17; no test uses it yet).
+chromium:
+	@bash scripts/chromium.sh >/dev/null
 
 helm:
 	@bash scripts/helm.sh >/dev/null
