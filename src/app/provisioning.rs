@@ -332,13 +332,16 @@ pub async fn record_observation(
     seen: Option<(&str, &Observed)>,
 ) -> Result<bool, AppError> {
     let mut tx = pool.begin().await?;
+    let Some(ticket_id) = db::vms::live_ticket_on_cluster(&mut tx, cluster_id, name).await? else {
+        return Ok(false);
+    };
     // Most watch events change nothing (a VM's objects are rewritten several times on the
     // way to Running): they are recognised without locks, so that they do not queue behind
     // the ticket's lock (the provisioning benchmark found ten such waits per VM).
-    let ticket_id = match db::vms::watched(&mut tx, cluster_id, name).await? {
-        Some(row) if may_change(&mut tx, &row, seen).await? => row.ticket_id,
+    match db::vms::watched(&mut tx, cluster_id, name).await? {
+        Some(row) if may_change(&mut tx, &row, seen).await? => {}
         _ => return Ok(false),
-    };
+    }
     db::tickets::lock_status(&mut tx, ticket_id).await?;
     let Some(row) = db::vms::watched_for_update(&mut tx, cluster_id, name).await? else {
         return Ok(false);

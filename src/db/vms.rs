@@ -253,8 +253,7 @@ pub async fn on_cluster(conn: &mut PgConnection, cluster_id: Uuid) -> sqlx::Resu
 }
 
 /// One live VM on a cluster by name, without a lock: for deciding whether a watch event
-/// changes anything, and which ticket to lock first, before taking the locks that writing
-/// needs.
+/// changes anything before taking the locks that writing needs.
 pub async fn watched(
     conn: &mut PgConnection,
     cluster_id: Uuid,
@@ -410,6 +409,22 @@ pub async fn append_revision_if_changed(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The ticket of the live VM `name` on a cluster, read without locking (to lock the ticket
+/// before the VM row).
+pub async fn live_ticket_on_cluster(
+    conn: &mut PgConnection,
+    cluster_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT ticket_id FROM vms WHERE cluster_id = $1 AND name = $2 AND deleted_at IS NULL",
+        cluster_id,
+        name
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 /// Whether an applied spec was ever recorded for the VM.
