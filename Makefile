@@ -10,6 +10,8 @@ KUBECTL = $(CURDIR)/.cache/tools/kubectl/bin/kubectl
 # Helm 4 and kubernetes-validate (Kubernetes 1.37 schemas), pinned, for the chart's tests.
 HELM = $(CURDIR)/.cache/tools/helm/helm
 KUBERNETES_VALIDATE = $(CURDIR)/.cache/tools/kubernetes-validate/run
+# Debian's chromium and chromium-driver (bin/chromium, bin/chromedriver) for the console's tests.
+CHROMIUM_DIR = $(CURDIR)/.cache/tools/chromium
 # The image tag of `make image`: the crate's version.
 VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
@@ -39,8 +41,8 @@ db-stop:
 kubectl:
 	@bash scripts/kubectl.sh >/dev/null
 
-# Debian's chromium and chromium-driver in the project cache, without root (for the web
-# console's browser tests, #17; no test uses it yet).
+# Debian's chromium and chromium-driver in the project cache, without root (the web
+# console's browser tests drive them).
 chromium:
 	@bash scripts/chromium.sh >/dev/null
 
@@ -61,9 +63,10 @@ image:
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: db kubectl helm kubernetes-validate kubevirt-swagger
+test: db kubectl helm kubernetes-validate kubevirt-swagger chromium
 	export DATABASE_URL=$(DB_URL) SHEPHERD_KUBECTL=$(KUBECTL) SHEPHERD_KUBEVIRT_SWAGGER=$(SWAGGER) \
-	  SHEPHERD_HELM=$(HELM) SHEPHERD_KUBERNETES_VALIDATE=$(KUBERNETES_VALIDATE); \
+	  SHEPHERD_HELM=$(HELM) SHEPHERD_KUBERNETES_VALIDATE=$(KUBERNETES_VALIDATE) \
+	  SHEPHERD_CHROMIUM_DIR=$${SHEPHERD_CHROMIUM_DIR:-$(CHROMIUM_DIR)}; \
 	if [ -n "$(NEXTEST)" ]; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
 

@@ -7,11 +7,14 @@
 # pinning an exact Debian security release would break as soon as it is superseded there.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir="$root/.cache/tools/chromium"
+dir="${SHEPHERD_CHROMIUM_DIR:-$root/.cache/tools/chromium}"
 die() { echo "chromium: error: $*" >&2; exit 1; }
-if [ ! -x "$dir/bin/chromium" ] || [ ! -x "$dir/bin/chromedriver" ]; then
+if [ -n "${SHEPHERD_CHROMIUM_DIR:-}" ]; then
+  # A directory of the user's own with bin/chromium and bin/chromedriver: only checked below.
+  :
+elif [ ! -x "$dir/bin/chromium" ] || [ ! -x "$dir/bin/chromedriver" ]; then
   command -v apt-get >/dev/null && command -v dpkg >/dev/null \
-    || die "needs Debian's apt-get and dpkg (apt-get download, dpkg -x); install chromium and chromium-driver yourself and set SHEPHERD_CHROMIUM_DIR"
+    || die "needs Debian's apt-get and dpkg (apt-get download, dpkg -x); install chromium and chromium-driver yourself and set SHEPHERD_CHROMIUM_DIR to a directory whose bin/ holds both"
   echo "chromium: installing Debian's chromium and chromium-driver into $dir" >&2
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT

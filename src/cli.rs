@@ -160,6 +160,10 @@ struct RunArgs {
         value_delimiter = ','
     )]
     token_audience: Vec<String>,
+    /// Minutes a web console login (/ui/) lasts before the user must log in again.
+    #[arg(long, env = "SHEPHERD_CONSOLE_SESSION_MINUTES", default_value = "480",
+          value_parser = clap::value_parser!(u64).range(1..=10080))]
+    console_session_minutes: u64,
     /// /healthz and /readyz.
     #[arg(long, env = "SHEPHERD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: std::net::SocketAddr,
@@ -500,6 +504,7 @@ async fn run_process(args: RunArgs, url: &str) -> anyhow::Result<i32> {
                         burst,
                     },
                     token_audiences: args.token_audience,
+                    session_ttl: std::time::Duration::from_secs(args.console_session_minutes * 60),
                 },
             })
         }

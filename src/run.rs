@@ -199,12 +199,14 @@ pub async fn start(
 
     let mut api_addr = None;
     if let Some(a) = &opts.api {
-        let router = api::router(ApiState::new(
+        let state = ApiState::new(
             pools.api.clone(),
             river.clone(),
             client.clone(),
             a.config.clone(),
-        ));
+        );
+        // The web console shares the listener, the token checks and the rate limits.
+        let router = api::router(state.clone()).merge(crate::http::console::router(state));
         api_addr = Some(match &a.tls {
             Some((cert, key)) => {
                 let listener = Listener::tls(a.addr, cert, key).await?;

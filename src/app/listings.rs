@@ -14,8 +14,10 @@ use crate::db::services::InventoryRow;
 use crate::db::tickets::{TicketFilter, TicketListRow, TicketVisibility};
 use crate::db::vms::{VmFilter, VmListRow, VmSummary};
 use crate::domain::Environment;
+use crate::domain::operation::check_admissible;
 use crate::domain::permissions::{Permission, Scope};
-use crate::domain::ticket::TicketStatus;
+use crate::domain::ticket::{Operation, TicketStatus};
+use crate::domain::vm_state::VmState;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::future::Future;
@@ -180,6 +182,25 @@ pub async fn ticket(
     caller: &Caller,
     id: Uuid,
 ) -> Result<(TicketListRow, Vec<VmSummary>), AppError> {
+    let (row, vms, _) = ticket_with_rights(pool, caller, id).await?;
+    Ok((row, vms))
+}
+
+/// What the caller may do with a ticket they see, by the same rules the use cases apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketRights {
+    /// Approve or reject: pending, not theirs, and theirs to approve.
+    pub decide: bool,
+    /// Withdraw: pending, and theirs (or they are a platform admin).
+    pub cancel: bool,
+}
+
+/// [`ticket`], with what the caller may do with it.
+pub async fn ticket_with_rights(
+    pool: &PgPool,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<(TicketListRow, Vec<VmSummary>, TicketRights), AppError> {
     let mut conn = pool.acquire().await?;
     let viewer = Viewer::load(&mut conn, caller).await?;
     let not_found = || AppError::NotFound {
@@ -193,7 +214,14 @@ pub async fn ticket(
         return Err(not_found());
     }
     let vms = db::vms::for_ticket(&mut conn, id).await?;
-    Ok((row, vms))
+    let pending = row.status == TicketStatus::PendingApproval.as_str();
+    let rights = TicketRights {
+        decide: awaits_decision_by(&viewer, &row),
+        cancel: pending
+            && (row.requester == caller.username
+                || viewer.allows(Permission::PlatformAdmin, None, env_of(&row.environment))),
+    };
+    Ok((row, vms, rights))
 }
 
 pub async fn vms(
@@ -204,6 +232,54 @@ pub async fn vms(
     limit: usize,
 ) -> Result<Page<VmListRow, (DateTime<Utc>, String)>, AppError> {
     let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
+    visible_vms(pool, &viewer, filter, after, limit).await
+}
+
+/// [`vms`], each with the day-2 operations the caller may start on it now: those their
+/// bindings allow in its System and environment and its state accepts (the use case checks
+/// both again when the operation is submitted).
+pub async fn vms_with_operations(
+    pool: &PgPool,
+    caller: &Caller,
+    filter: VmFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: usize,
+) -> Result<Page<(VmListRow, Vec<Operation>), (DateTime<Utc>, String)>, AppError> {
+    let viewer = Viewer::load(&mut *pool.acquire().await?, caller).await?;
+    let page = visible_vms(pool, &viewer, filter, after, limit).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|vm| {
+            let system = system_ref(vm.system_id, &vm.system_name);
+            let state = vm.status.parse::<VmState>().ok();
+            let operations = Operation::ALL
+                .into_iter()
+                .filter(|op| {
+                    state.is_some_and(|s| check_admissible(&vm.name, s, None, *op).is_ok())
+                        && viewer.allows(
+                            Permission::for_operation(*op),
+                            Some(&system),
+                            env_of(&vm.environment),
+                        )
+                })
+                .collect();
+            (vm, operations)
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next: page.next,
+    })
+}
+
+async fn visible_vms(
+    pool: &PgPool,
+    viewer: &Viewer,
+    filter: VmFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: usize,
+) -> Result<Page<VmListRow, (DateTime<Utc>, String)>, AppError> {
     visible_page(
         limit,
         after,

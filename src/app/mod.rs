@@ -21,6 +21,7 @@ pub mod provisioning;
 pub mod rbac;
 pub mod requests;
 pub mod seed;
+pub mod sessions;
 pub mod stamps;
 pub mod submission;
 pub mod systems;

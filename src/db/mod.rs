@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod console_sessions;
 pub mod events;
 pub mod policies;
 pub mod rbac;

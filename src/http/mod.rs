@@ -3,6 +3,7 @@
 
 pub mod api;
 mod cert_reload;
+pub mod console;
 pub mod metrics;
 pub mod tls;
 pub mod webhook;

@@ -25,6 +25,7 @@ mod db_schema;
 mod db_seed;
 mod e2e_approvals;
 mod e2e_clusters;
+mod e2e_console;
 mod e2e_front_door;
 mod e2e_idle;
 mod e2e_operations;

@@ -115,11 +115,19 @@ pub async fn export(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let filter = q.filter()?;
+    export_response(state.pool, caller, q.filter()?).await
+}
+
+/// The NDJSON export of `filter` for `caller` (the REST API's and the console's).
+pub async fn export_response(
+    pool: sqlx::PgPool,
+    caller: crate::app::access::Caller,
+    filter: AuditFilter,
+) -> Result<Response, ApiError> {
     // Refuse before the 200 goes out; the stream re-checks on every batch.
-    listings::audit_environments(&state.pool, &caller).await?;
+    listings::audit_environments(&pool, &caller).await?;
     let stream = futures::stream::try_unfold(Some(0i64), move |after| {
-        let (pool, caller, filter) = (state.pool.clone(), caller.clone(), filter.clone());
+        let (pool, caller, filter) = (pool.clone(), caller.clone(), filter.clone());
         async move {
             let Some(after) = after else {
                 return Ok(None);

@@ -213,6 +213,27 @@ impl UserRateLimiter {
     }
 }
 
+/// The address a request came from, the key of the limits on unauthenticated calls.
+pub struct PeerAddr(pub IpAddr);
+
+impl PeerAddr {
+    /// The listeners record each connection's peer; without one (in-process), one key.
+    fn of(parts: &Parts) -> IpAddr {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(Self::of(parts)))
+    }
+}
+
 /// The authenticated, rate-limited caller of a handler.
 pub struct Authenticated(pub Caller);
 
@@ -220,11 +241,7 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        // The listeners record each connection's peer; without one (in-process), one key.
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let peer = PeerAddr::of(parts);
         let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
             state.tokens.check_unauthenticated(peer)?;
             return Err(ApiError::unauthenticated(

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub river: Arc<riverqueue::Client>,
     pub tokens: Arc<TokenReviewer>,
     pub limiter: Arc<UserRateLimiter>,
+    /// How long a web console login lasts.
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +53,12 @@ pub struct ApiConfig {
     /// Audiences a bearer token must be valid for (TokenReview `spec.audiences`); empty:
     /// the management cluster's API server audiences.
     pub token_audiences: Vec<String>,
+    /// How long a web console login lasts (`/ui/`), whatever the token's own lifetime.
+    pub session_ttl: Duration,
 }
+
+/// A working day: an approver logs in once a morning.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -59,6 +66,7 @@ impl Default for ApiConfig {
             token_cache_ttl: Duration::from_secs(30),
             rate_limit: RateLimit::default(),
             token_audiences: Vec::new(),
+            session_ttl: DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -80,6 +88,7 @@ impl ApiState {
                 config.token_audiences,
             )),
             limiter: Arc::new(UserRateLimiter::new(config.rate_limit)),
+            session_ttl: config.session_ttl,
         }
     }
 }

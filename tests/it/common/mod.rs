@@ -2,6 +2,7 @@
 //! PostgreSQL 18 that `make test` starts; `setup` migrates it exactly as `shepherd migrate`.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod e2e;
 pub mod rest;
 pub mod world;

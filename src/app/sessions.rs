@@ -1,0 +1,108 @@
+//! Web console sessions: a login whose token the management cluster accepted (the caller
+//! comes from the TokenReview) opens a session kept in PostgreSQL until it expires or the
+//! user logs out. The cookie carries a random 256-bit id; the database only its SHA-256.
+//! Permissions are not cached in the session: every page and action evaluates the RBAC
+//! rules of that moment, so a revoked binding takes effect at once.
+
+use super::AppError;
+use super::access::Caller;
+use crate::db;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// 256 random bits from the operating system, base64url without padding (43 characters).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn id_hash(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+/// An opened session: the id for the cookie (never stored) and the CSRF token of its forms.
+#[derive(Debug, Clone)]
+pub struct OpenedSession {
+    pub id: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session: who is logged in and the token every form must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub caller: Caller,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Opens a session for `caller` lasting `ttl`, and forgets expired ones.
+pub async fn open(
+    pool: &PgPool,
+    caller: &Caller,
+    ttl: Duration,
+) -> Result<OpenedSession, AppError> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|_| AppError::invalid("session ttl", "is too long"))?;
+    let opened = OpenedSession {
+        id: random_token(),
+        csrf_token: random_token(),
+        expires_at: Utc::now() + ttl,
+    };
+    let mut tx = pool.begin().await?;
+    db::console_sessions::delete_expired(&mut tx).await?;
+    db::console_sessions::insert(
+        &mut tx,
+        &id_hash(&opened.id),
+        &caller.username,
+        &caller.groups,
+        &opened.csrf_token,
+        opened.expires_at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(opened)
+}
+
+/// The session of a cookie's id, if it exists and has not expired.
+pub async fn find(pool: &PgPool, id: &str) -> Result<Option<Session>, AppError> {
+    let row = db::console_sessions::live(&mut *pool.acquire().await?, &id_hash(id)).await?;
+    Ok(row.map(|r| Session {
+        caller: Caller {
+            username: r.username,
+            groups: r.groups,
+        },
+        csrf_token: r.csrf_token,
+        expires_at: r.expires_at,
+    }))
+}
+
+/// Ends a session (logout); ending one that is gone already is not an error.
+pub async fn close(pool: &PgPool, id: &str) -> Result<(), AppError> {
+    db::console_sessions::delete(&mut *pool.acquire().await?, &id_hash(id)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_random_bits_and_differ() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_stored_hash_is_the_ids_sha256_not_the_id() {
+        let id = random_token();
+        assert_ne!(&id_hash(&id)[..], id.as_bytes());
+        assert_eq!(id_hash(&id), id_hash(&id));
+    }
+}

@@ -1,0 +1,67 @@
+//! Server-side sessions of the web console, by the SHA-256 of their cookie's id.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+/// A live session as the console needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub username: String,
+    pub groups: Vec<String>,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    id_sha256: &[u8],
+    username: &str,
+    groups: &[String],
+    csrf_token: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO console_sessions (id_sha256, username, groups, csrf_token, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        id_sha256,
+        username,
+        groups,
+        csrf_token,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The session if it exists and has not expired.
+pub async fn live(conn: &mut PgConnection, id_sha256: &[u8]) -> sqlx::Result<Option<SessionRow>> {
+    sqlx::query_as!(
+        SessionRow,
+        "SELECT username, groups, csrf_token, expires_at FROM console_sessions
+         WHERE id_sha256 = $1 AND expires_at > now()",
+        id_sha256
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn delete(conn: &mut PgConnection, id_sha256: &[u8]) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM console_sessions WHERE id_sha256 = $1",
+        id_sha256
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets expired sessions; how many went.
+pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query!("DELETE FROM console_sessions WHERE expires_at <= now()")
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
