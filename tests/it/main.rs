@@ -18,6 +18,7 @@ mod authz_holes;
 mod chart;
 mod cli_logs;
 mod cli_pipe;
+mod console;
 mod db_audit;
 mod db_concurrency;
 mod db_lock_order;

@@ -1,4 +1,4 @@
-//! The REST API in process, with bearer tokens of a simulated management cluster (checked
+//! The REST API (and the web console beside it) in process, with bearer tokens of a simulated management cluster (checked
 //! by its TokenReview): users alice, bob (approver), mallory (no bindings), root
 //! (platform-admins group) and sam (bound by each test that uses him).
 
@@ -29,12 +29,9 @@ pub async fn api(pool: &PgPool, config: ApiConfig) -> Api {
     .await
     .unwrap();
     let client = sim.kube_client("admin").unwrap();
-    let router = router(ApiState::new(
-        pool.clone(),
-        crate::common::river(pool),
-        client,
-        config,
-    ));
+    let state = ApiState::new(pool.clone(), crate::common::river(pool), client, config);
+    // As `shepherd run` serves them: the REST API and the web console on one listener.
+    let router = router(state.clone()).merge(shepherd::http::console::router(state));
     Api { sim, router }
 }
 
