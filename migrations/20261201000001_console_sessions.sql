@@ -12,3 +12,14 @@ CREATE TABLE console_sessions (
     CHECK (expires_at > created_at)
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+
+-- One-time login links (`kubectl shepherd ui`): a code the plugin obtained with the user's
+-- kubeconfig token opens one console session, once, within a minute. Stored by SHA-256.
+CREATE TABLE console_login_codes (
+    code_sha256 bytea PRIMARY KEY CHECK (length(code_sha256) = 32),
+    username    text NOT NULL CHECK (username <> ''),
+    groups      text[] NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    CHECK (expires_at > created_at)
+);

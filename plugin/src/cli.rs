@@ -54,6 +54,13 @@ pub enum Output {
 pub enum Command {
     /// Who the API thinks you are, and your bindings.
     Whoami,
+    /// Open the web console logged in as your kubeconfig user: a link that works once,
+    /// within a minute (also printed, to open elsewhere).
+    Ui {
+        /// Only print the link; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// Tickets waiting for your decision, oldest first.
     Pending,
     /// Tickets you may see.

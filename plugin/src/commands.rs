@@ -8,8 +8,8 @@ use crate::output::{print_structured, terminal_safe};
 use crate::views;
 use chrono::Utc;
 use shepherd_types::api::{
-    ApproveRequest, AuditPage, Orphan, Preview, PreviewRequest, ReasonRequest, Snapshot, Ticket,
-    TicketPage, VmPage, Whoami, paths,
+    ApproveRequest, AuditPage, ConsoleLoginLink, Orphan, Preview, PreviewRequest, ReasonRequest,
+    Snapshot, Ticket, TicketPage, VmPage, Whoami, paths,
 };
 use uuid::Uuid;
 
@@ -30,6 +30,29 @@ fn error_line(f: &Failure) -> String {
     format!("error: {}", terminal_safe(&f.message))
 }
 
+/// Starts the user's browser on `url`: `$BROWSER` when set, else the desktop's opener.
+fn open_browser(url: &str) -> Result<(), String> {
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| {
+            if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            }
+            .to_string()
+        });
+    std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("{opener}: {e}"))
+}
+
 /// A ticket's path: `path` with `{id}` filled in.
 fn ticket_path(path: &str, id: Uuid) -> String {
     paths::fill(path, &[("id", &id.to_string())])
@@ -39,7 +62,24 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
     let api = ApiClient::new(&cli).await?;
     let out = cli.output;
     let now = Utc::now();
+    let server = cli.server.clone().unwrap_or_default();
     match cli.command {
+        Command::Ui { no_browser } => {
+            let link: ConsoleLoginLink = api
+                .post(paths::CONSOLE_LOGIN_LINKS, &serde_json::json!({}))
+                .await?;
+            let url = format!("{}{}", server.trim_end_matches('/'), link.path);
+            if !print_structured(out, &link)? {
+                println!(
+                    "{}\n(works once, until {})",
+                    terminal_safe(&url),
+                    link.expires_at.format("%H:%M:%S UTC")
+                );
+                if !no_browser && let Err(why) = open_browser(&url) {
+                    eprintln!("Could not start a browser ({why}): open the link above yourself.");
+                }
+            }
+        }
         Command::Whoami => {
             let me: Whoami = api.get(paths::WHOAMI).await?;
             if !print_structured(out, &me)? {

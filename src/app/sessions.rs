@@ -41,23 +41,38 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How long a login link of `kubectl shepherd ui` stays usable (once).
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(60);
+
+fn chrono_ttl(ttl: Duration) -> Result<chrono::Duration, AppError> {
+    chrono::Duration::from_std(ttl).map_err(|_| AppError::invalid("session ttl", "is too long"))
+}
+
 /// Opens a session for `caller` lasting `ttl`, and forgets expired ones.
 pub async fn open(
     pool: &PgPool,
     caller: &Caller,
     ttl: Duration,
 ) -> Result<OpenedSession, AppError> {
-    let ttl = chrono::Duration::from_std(ttl)
-        .map_err(|_| AppError::invalid("session ttl", "is too long"))?;
+    let mut tx = pool.begin().await?;
+    let opened = open_in(&mut tx, caller, ttl).await?;
+    tx.commit().await?;
+    Ok(opened)
+}
+
+async fn open_in(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    ttl: Duration,
+) -> Result<OpenedSession, AppError> {
     let opened = OpenedSession {
         id: random_token(),
         csrf_token: random_token(),
-        expires_at: Utc::now() + ttl,
+        expires_at: Utc::now() + chrono_ttl(ttl)?,
     };
-    let mut tx = pool.begin().await?;
-    db::console_sessions::delete_expired(&mut tx).await?;
+    db::console_sessions::delete_expired(conn).await?;
     db::console_sessions::insert(
-        &mut tx,
+        conn,
         &id_hash(&opened.id),
         &caller.username,
         &caller.groups,
@@ -65,8 +80,49 @@ pub async fn open(
         opened.expires_at,
     )
     .await?;
-    tx.commit().await?;
     Ok(opened)
+}
+
+/// A one-time login code for `caller` (already authenticated by their bearer token),
+/// usable once within [`LOGIN_CODE_TTL`]; the code and when it expires.
+pub async fn issue_login_code(
+    pool: &PgPool,
+    caller: &Caller,
+) -> Result<(String, DateTime<Utc>), AppError> {
+    let code = random_token();
+    let expires_at = Utc::now() + chrono_ttl(LOGIN_CODE_TTL)?;
+    let mut tx = pool.begin().await?;
+    db::console_sessions::delete_expired_login_codes(&mut tx).await?;
+    db::console_sessions::insert_login_code(
+        &mut tx,
+        &id_hash(&code),
+        &caller.username,
+        &caller.groups,
+        expires_at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((code, expires_at))
+}
+
+/// Uses a login code up and opens a session for whom it was issued; None when the code is
+/// unknown, used or expired.
+pub async fn open_with_code(
+    pool: &PgPool,
+    code: &str,
+    ttl: Duration,
+) -> Result<Option<(Caller, OpenedSession)>, AppError> {
+    let mut tx = pool.begin().await?;
+    let Some((username, groups)) =
+        db::console_sessions::redeem_login_code(&mut tx, &id_hash(code)).await?
+    else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let caller = Caller { username, groups };
+    let opened = open_in(&mut tx, &caller, ttl).await?;
+    tx.commit().await?;
+    Ok(Some((caller, opened)))
 }
 
 /// The session of a cookie's id, if it exists and has not expired.

@@ -65,3 +65,48 @@ pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<u64> {
             .rows_affected(),
     )
 }
+
+pub async fn insert_login_code(
+    conn: &mut PgConnection,
+    code_sha256: &[u8],
+    username: &str,
+    groups: &[String],
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO console_login_codes (code_sha256, username, groups, expires_at)
+         VALUES ($1, $2, $3, $4)",
+        code_sha256,
+        username,
+        groups,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses a login code up: who it was issued to, if it exists and has not expired. A second
+/// redemption finds nothing.
+pub async fn redeem_login_code(
+    conn: &mut PgConnection,
+    code_sha256: &[u8],
+) -> sqlx::Result<Option<(String, Vec<String>)>> {
+    let row = sqlx::query!(
+        "DELETE FROM console_login_codes WHERE code_sha256 = $1 RETURNING username, groups, expires_at > now() AS \"live!\"",
+        code_sha256
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.filter(|r| r.live).map(|r| (r.username, r.groups)))
+}
+
+/// Forgets expired login codes.
+pub async fn delete_expired_login_codes(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query!("DELETE FROM console_login_codes WHERE expires_at <= now()")
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -263,9 +263,18 @@ async fn nobody_approves_their_own_request_and_forged_or_stale_posts_are_refused
     bob.goto("/ui/").await;
     assert_eq!(bob.path().await, "/ui/login");
 
-    // Logged in again and out: the session is gone from the server too.
-    bob.log_in(env.sim.token("bob").unwrap()).await;
+    // `kubectl shepherd ui` logs him in again with his kubeconfig's token: a link that
+    // works once.
+    let (code, out, err) = env.plugin("bob", &["ui", "--no-browser"]).await;
+    assert_eq!(code, 0, "{err}");
+    let link = out.lines().next().unwrap().to_string();
+    assert!(link.starts_with(&format!("{base}/ui/login?code=")), "{out}");
+    bob.client.goto(&link).await.unwrap();
+    bob.click("#use-link").await;
     assert_eq!(bob.path().await, "/ui/");
+    assert!(bob.text("header").await.contains("Signed in as bob"));
+    // Logged out: the session is gone from the server too, and the link does not work
+    // twice.
     bob.click("form.logout button").await;
     assert_eq!(bob.path().await, "/ui/login");
     let live: i64 = sqlx::query_scalar(
@@ -277,5 +286,9 @@ async fn nobody_approves_their_own_request_and_forged_or_stale_posts_are_refused
     assert_eq!(live, 0);
     bob.goto("/ui/").await;
     assert_eq!(bob.path().await, "/ui/login");
+    bob.client.goto(&link).await.unwrap();
+    bob.click("#use-link").await;
+    assert_eq!(bob.path().await, "/ui/login");
+    assert!(bob.text("p.error").await.contains("used already"));
     bob.close().await;
 }

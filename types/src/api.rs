@@ -39,6 +39,16 @@ pub struct SystemRole {
     pub role: String,
 }
 
+/// A one-time link into the web console for the caller (`kubectl shepherd ui`): opening it
+/// and confirming logs them in, once, before it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleLoginLink {
+    /// The console's login page with the one-time code, relative to the API's URL.
+    pub path: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The caller as Kubernetes authenticated them, and what they may do.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -339,9 +349,11 @@ pub mod paths {
     pub const RBAC_BINDING: &str = "/api/v1/rbac/bindings/{id}";
     pub const ORPHANS: &str = "/api/v1/orphans";
     pub const VM_SNAPSHOTS: &str = "/api/v1/vms/{name}/snapshots";
+    pub const CONSOLE_LOGIN_LINKS: &str = "/api/v1/console/login-links";
 
     /// Every path, for checks that each is routed and documented.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
+        CONSOLE_LOGIN_LINKS,
         ORPHANS,
         VM_SNAPSHOTS,
         OPENAPI,

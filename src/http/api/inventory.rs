@@ -13,8 +13,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use shepherd_types::api::paths;
 use shepherd_types::api::{
-    EffectiveBinding, ErrorBody, Orphan, ServiceItem, ServicePage, Snapshot, SystemItem,
-    SystemPage, SystemRole, Vm, VmPage, Whoami,
+    ConsoleLoginLink, EffectiveBinding, ErrorBody, Orphan, ServiceItem, ServicePage, Snapshot,
+    SystemItem, SystemPage, SystemRole, Vm, VmPage, Whoami,
 };
 use utoipa::IntoParams;
 
@@ -61,6 +61,24 @@ pub async fn whoami(
         username: caller.username,
         groups: caller.groups,
     }))
+}
+
+/// A one-time link that logs the caller into the web console (`kubectl shepherd ui`):
+/// usable once, within a minute.
+#[utoipa::path(post, path = paths::CONSOLE_LOGIN_LINKS, tag = "identity",
+    responses((status = 201, body = ConsoleLoginLink), (status = "4XX", body = ErrorBody)))]
+pub async fn console_login_link(
+    State(state): State<ApiState>,
+    Authenticated(caller): Authenticated,
+) -> Result<(axum::http::StatusCode, Json<ConsoleLoginLink>), ApiError> {
+    let (code, expires_at) = crate::app::sessions::issue_login_code(&state.pool, &caller).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(ConsoleLoginLink {
+            path: format!("/ui/login?code={code}"),
+            expires_at,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -164,6 +164,7 @@ struct ApiDoc;
 fn endpoints() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(inventory::whoami))
+        .routes(routes!(inventory::console_login_link))
         .routes(routes!(tickets::list))
         .routes(routes!(tickets::get))
         .routes(routes!(tickets::preview))

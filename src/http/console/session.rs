@@ -131,19 +131,31 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for CsrfForm<T> {
     }
 }
 
-/// GET /ui/login: the token form (or the inbox, when already logged in).
-pub async fn login_form(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    code: Option<String>,
+}
+
+/// GET /ui/login: the token form (or the inbox, when already logged in). With `code` (a
+/// link from `kubectl shepherd ui`), a button that uses it: opening a link logs nobody in
+/// by itself, so a link previewer cannot use the code up.
+pub async fn login_form(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
         && let Ok(Some(_)) = sessions::find(&state.pool, id).await
     {
         return Redirect::to("/ui/").into_response();
     }
-    login_page(StatusCode::OK, None)
+    let code = query.code.filter(|c| !c.is_empty());
+    login_page(StatusCode::OK, None, code.as_deref())
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+fn login_page(status: StatusCode, error: Option<&str>, code: Option<&str>) -> Response {
     let nonce = sessions::random_token();
-    let mut response = (status, view::login_page(&nonce, error)).into_response();
+    let mut response = (status, view::login_page(&nonce, error, code)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, &nonce, LOGIN_FORM_SECONDS),
@@ -155,11 +167,15 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
 pub struct LoginForm {
     #[serde(default)]
     token: String,
+    /// A one-time code of `kubectl shepherd ui`, instead of a token.
+    #[serde(default)]
+    code: String,
     #[serde(default)]
     csrf: String,
 }
 
-/// POST /ui/login: the token is checked with TokenReview; a session opens for its user.
+/// POST /ui/login: the token is checked with TokenReview (or the one-time code used up); a
+/// session opens for its user.
 pub async fn login(
     State(state): State<ApiState>,
     PeerAddr(peer): PeerAddr,
@@ -171,23 +187,42 @@ pub async fn login(
         return login_page(
             StatusCode::FORBIDDEN,
             Some("The login form expired or was sent from another site; try again."),
+            None,
         );
     }
-    let token = form.token.trim();
-    if token.is_empty() {
+    let (token, code) = (form.token.trim(), form.code.trim());
+    let opened = if !code.is_empty() {
+        match sessions::open_with_code(&state.pool, code, state.session_ttl).await {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                return login_page(
+                    StatusCode::UNAUTHORIZED,
+                    Some(
+                        "This login link was used already or has expired: run `kubectl shepherd ui` \
+                         again, or paste a token.",
+                    ),
+                    None,
+                );
+            }
+            Err(e) => return ConsoleError::from(e).into_response(),
+        }
+    } else if token.is_empty() {
         return login_page(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Paste a bearer token: the field token must not be empty."),
+            None,
         );
-    }
-    let caller = match state.tokens.authenticate(token, peer).await {
-        Ok(caller) => caller,
-        Err(e) => return login_page(e.status, Some(&e.body.message)),
+    } else {
+        let caller = match state.tokens.authenticate(token, peer).await {
+            Ok(caller) => caller,
+            Err(e) => return login_page(e.status, Some(&e.body.message), None),
+        };
+        match sessions::open(&state.pool, &caller, state.session_ttl).await {
+            Ok(opened) => (caller, opened),
+            Err(e) => return ConsoleError::from(e).into_response(),
+        }
     };
-    let opened = match sessions::open(&state.pool, &caller, state.session_ttl).await {
-        Ok(opened) => opened,
-        Err(e) => return ConsoleError::from(e).into_response(),
-    };
+    let (caller, opened) = opened;
     tracing::info!(user = %caller.username, expires_at = %opened.expires_at, "console login");
     let mut response = Redirect::to("/ui/").into_response();
     let headers = response.headers_mut();

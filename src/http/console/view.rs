@@ -87,7 +87,8 @@ pub fn page(session: &Session, current: Section, title: &str, body: Markup) -> M
     document(title, header, body)
 }
 
-pub fn login_page(nonce: &str, error: Option<&str>) -> Markup {
+/// The login form; with `code` (a link from `kubectl shepherd ui`), a button that uses it.
+pub fn login_page(nonce: &str, error: Option<&str>, code: Option<&str>) -> Markup {
     let header = html! { span.brand { "KubeVirt Shepherd" } };
     document(
         "Log in",
@@ -97,17 +98,27 @@ pub fn login_page(nonce: &str, error: Option<&str>) -> Markup {
             @if let Some(error) = error {
                 p.error role="alert" { (error) }
             }
-            form.login method="post" action="/ui/login" {
-                input type="hidden" name="csrf" value=(nonce);
-                label for="token" { "Bearer token" }
-                p.hint #token-hint {
-                    "A Kubernetes token of the management cluster, checked with TokenReview. "
-                    "`kubectl shepherd ui` logs you in with your kubeconfig's; "
-                    "or paste the output of `kubectl create token NAME`."
+            @if let Some(code) = code {
+                form.login method="post" action="/ui/login" {
+                    input type="hidden" name="csrf" value=(nonce);
+                    input type="hidden" name="code" value=(code);
+                    p { "You opened a login link from " code { "kubectl shepherd ui" } "." }
+                    button #use-link type="submit" { "Log in with this link" }
                 }
-                input #token type="password" name="token" autocomplete="off" required
-                    aria-describedby="token-hint";
-                button type="submit" { "Log in" }
+                p { a href="/ui/login" { "Log in with a token instead" } }
+            } @else {
+                form.login method="post" action="/ui/login" {
+                    input type="hidden" name="csrf" value=(nonce);
+                    label for="token" { "Bearer token" }
+                    p.hint #token-hint {
+                        "A Kubernetes token of the management cluster, checked with TokenReview. "
+                        "`kubectl shepherd ui` logs you in with your kubeconfig's; "
+                        "or paste the output of `kubectl create token NAME`."
+                    }
+                    input #token type="password" name="token" autocomplete="off" required
+                        aria-describedby="token-hint";
+                    button type="submit" { "Log in" }
+                }
             }
         },
     )
@@ -177,7 +188,7 @@ mod tests {
 
     #[test]
     fn pages_carry_no_inline_script_or_style() {
-        let page = login_page("nonce", Some("<b>bad</b>")).into_string();
+        let page = login_page("nonce", Some("<b>bad</b>"), None).into_string();
         assert!(!page.contains("style="), "{page}");
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;b&gt;bad"), "values are escaped: {page}");
