@@ -3,7 +3,9 @@
 # cluster and a target cluster with KubeVirt (shepherd-sim), PostgreSQL 18, `shepherd run`
 # (webhook, REST API, reconcilers, job workers, status watchers), the real kubectl acting as
 # a platform admin and as alice, who requests VMs, and the `kubectl shepherd` plugin with
-# which bob lists, previews and approves her request; the VMs then run on the target.
+# which bob lists, previews and approves her request; the VMs then run on the target. It
+# ends with the web console's URL and how to log in (and, on a terminal, keeps running for
+# it until Enter).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -192,3 +194,11 @@ ks admin audit --actor alice
 "$shepherd" show | sed -n 1p
 
 say "done: alice's VMs run on target-1, approved by bob; one stopped and snapshotted; every step in the audit trail"
+
+bob_token=$(sed -n 's/^ *token: //p' "$demo/sim/management/bob.kubeconfig")
+say "the web console: https://127.0.0.1:$api_port/ui/  (its certificate is the demo's own CA, $demo/certs/ca.crt)"
+echo "Log in: paste bob's token $bob_token (alice's is in $demo/sim/management/alice.kubeconfig)."
+# Interactive runs keep everything up for the console until Enter; scripted runs end here.
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "The demo keeps running for the console: press Enter to stop it. " _ || true
+fi
