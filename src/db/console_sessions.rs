@@ -93,7 +93,8 @@ pub async fn redeem_login_code(
     code_sha256: &[u8],
 ) -> sqlx::Result<Option<(String, Vec<String>)>> {
     let row = sqlx::query!(
-        "DELETE FROM console_login_codes WHERE code_sha256 = $1 RETURNING username, groups, expires_at > now() AS \"live!\"",
+        r#"DELETE FROM console_login_codes WHERE code_sha256 = $1
+           RETURNING username, groups, expires_at > now() AS "live!""#,
         code_sha256
     )
     .fetch_optional(conn)

@@ -111,10 +111,11 @@ async fn bob_approves_alices_request_from_his_inbox_onto_the_cluster_he_picks(
     browser.screenshot("console-ticket").await;
     browser.click("#approve").await;
 
-    // The decision is made; the VMs come up on target-2 and the page follows them.
+    // The decision is made; the VMs come up on target-2 and the page follows them by
+    // itself (its script refreshes the list; nothing here reloads it).
     assert!(browser.text("p.notice").await.contains("Approved"));
     let progress = browser
-        .reload_until("#progress", 120, |t| t.matches("Running").count() == 2)
+        .wait_for_text("#progress", 120, |t| t.matches("Running").count() == 2)
         .await;
     assert_eq!(progress.matches("target-2").count(), 2, "{progress}");
     let (approver, clusters): (Option<String>, Vec<String>) = sqlx::query_as(
@@ -240,7 +241,7 @@ async fn nobody_approves_their_own_request_and_forged_or_stale_posts_are_refused
     assert_eq!(bob.path().await, "/ui/");
     let attacker = attacker_site(&env, &base, ticket).await;
     bob.client.goto(&attacker).await.unwrap();
-    bob.reload_until("main", 10, |t| t.contains("CSRF")).await;
+    bob.wait_for_text("main", 30, |t| t.contains("CSRF")).await;
     assert_eq!(bob.path().await, format!("/ui/tickets/{ticket}/approve"));
     assert_eq!(ticket_status(&env, ticket).await, "PendingApproval");
     // The same from the console's own origin without the token: refused too.

@@ -639,8 +639,27 @@ pub struct ApproveForm {
     overrides: OverrideFields,
 }
 
-fn redirect_done(id: Uuid, done: &str) -> Response {
-    Redirect::to(&format!("/ui/tickets/{id}?done={done}")).into_response()
+/// Runs a decision on ticket `id`, then shows the ticket: with `done` noted, or with the
+/// refusal (and its status) above it.
+async fn decide<Fut>(
+    state: &ApiState,
+    session: &Session,
+    id: &str,
+    fields: &OverrideFields,
+    done: &str,
+    decision: impl FnOnce(Uuid) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<(), ConsoleError>>,
+{
+    let result = match ticket_id(id) {
+        Ok(ticket) => decision(ticket).await.map(|()| ticket),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(ticket) => Redirect::to(&format!("/ui/tickets/{ticket}?done={done}")).into_response(),
+        Err(e) => ticket_page(state, session, id, fields, Some(e)).await,
+    }
 }
 
 /// POST /ui/tickets/{id}/approve: approves with the previewed overrides.
@@ -649,26 +668,29 @@ pub async fn approve(
     Path(id): Path<String>,
     CsrfForm { console, form }: CsrfForm<ApproveForm>,
 ) -> Response {
-    let session = console.session;
-    let result = async {
-        let ticket = ticket_id(&id)?;
-        let overrides = form.overrides.overrides()?;
-        approvals::approve(
-            &state.pool,
-            &state.river,
-            &session.caller,
-            ticket,
-            form.reason.trim(),
-            &overrides,
-        )
-        .await?;
-        Ok::<_, ConsoleError>(ticket)
-    }
-    .await;
-    match result {
-        Ok(ticket) => redirect_done(ticket, "approved"),
-        Err(e) => ticket_page(&state, &session, &id, &form.overrides, Some(e)).await,
-    }
+    let (session, state, form) = (&console.session, &state, &form);
+    decide(
+        state,
+        session,
+        &id,
+        &form.overrides,
+        "approved",
+        |ticket| async move {
+            let overrides = form.overrides.overrides()?;
+            let reason = form.reason.trim();
+            approvals::approve(
+                &state.pool,
+                &state.river,
+                &session.caller,
+                ticket,
+                reason,
+                &overrides,
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -691,23 +713,20 @@ pub async fn reject(
     Path(id): Path<String>,
     CsrfForm { console, form }: CsrfForm<ReasonForm>,
 ) -> Response {
-    let session = console.session;
-    let result = async {
-        let ticket = ticket_id(&id)?;
-        approvals::reject(
-            &state.pool,
-            &session.caller,
-            ticket,
-            required_reason(&form)?,
-        )
-        .await?;
-        Ok::<_, ConsoleError>(ticket)
-    }
-    .await;
-    match result {
-        Ok(ticket) => redirect_done(ticket, "rejected"),
-        Err(e) => ticket_page(&state, &session, &id, &OverrideFields::default(), Some(e)).await,
-    }
+    let (session, state, form) = (&console.session, &state, &form);
+    let fields = OverrideFields::default();
+    decide(
+        state,
+        session,
+        &id,
+        &fields,
+        "rejected",
+        |ticket| async move {
+            approvals::reject(&state.pool, &session.caller, ticket, required_reason(form)?).await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// POST /ui/tickets/{id}/cancel: the requester withdraws.
@@ -716,23 +735,20 @@ pub async fn cancel(
     Path(id): Path<String>,
     CsrfForm { console, form }: CsrfForm<ReasonForm>,
 ) -> Response {
-    let session = console.session;
-    let result = async {
-        let ticket = ticket_id(&id)?;
-        tickets::cancel(
-            &state.pool,
-            &session.caller,
-            ticket,
-            required_reason(&form)?,
-        )
-        .await?;
-        Ok::<_, ConsoleError>(ticket)
-    }
-    .await;
-    match result {
-        Ok(ticket) => redirect_done(ticket, "cancelled"),
-        Err(e) => ticket_page(&state, &session, &id, &OverrideFields::default(), Some(e)).await,
-    }
+    let (session, state, form) = (&console.session, &state, &form);
+    let fields = OverrideFields::default();
+    decide(
+        state,
+        session,
+        &id,
+        &fields,
+        "cancelled",
+        |ticket| async move {
+            tickets::cancel(&state.pool, &session.caller, ticket, required_reason(form)?).await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]

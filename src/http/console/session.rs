@@ -223,6 +223,12 @@ pub async fn login(
         }
     };
     let (caller, opened) = opened;
+    // A session this browser had (another user's, say) ends with the new login.
+    if let Some(previous) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = sessions::close(&state.pool, previous).await
+    {
+        tracing::warn!(error = %e, "could not end the browser's previous console session");
+    }
     tracing::info!(user = %caller.username, expires_at = %opened.expires_at, "console login");
     let mut response = Redirect::to("/ui/").into_response();
     let headers = response.headers_mut();

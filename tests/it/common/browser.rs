@@ -148,13 +148,7 @@ impl Browser {
             .execute("window.__shepherdOldPage = true;", vec![])
             .await
             .unwrap();
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        self.press(css).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let loaded = self
@@ -249,9 +243,10 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    /// Reloads until `done` holds for the text of `css` (a liveness bound, not a timing
-    /// assertion); the last text.
-    pub async fn reload_until(
+    /// Waits, without reloading, until `done` holds for the text of `css` (a liveness
+    /// bound, not a timing assertion); the last text. What changes meanwhile is the page's
+    /// own doing (its script, or a navigation it started).
+    pub async fn wait_for_text(
         &self,
         css: &str,
         seconds: u64,
@@ -270,8 +265,7 @@ impl Browser {
                 tokio::time::Instant::now() < deadline,
                 "{css} never got there; last: {text}"
             );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            self.client.refresh().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
