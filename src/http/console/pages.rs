@@ -524,6 +524,17 @@ fn request_facts(request: &serde_json::Value) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// Why there is no preview: the caller's problem (a bad override, no eligible cluster) in
+/// full; the platform's only named (the log has it).
+fn preview_failure(e: &AppError) -> String {
+    if e.kind().is_callers() {
+        e.to_string()
+    } else {
+        tracing::error!(error = %e, "console preview failed");
+        "The preview could not be computed right now; try again shortly.".into()
+    }
+}
+
 fn preview_panel(
     id: Uuid,
     fields: &OverrideFields,
@@ -534,7 +545,7 @@ fn preview_panel(
         section.panel #preview aria-labelledby="preview-h" {
             h2 #preview-h { "Preview" }
             @match preview {
-                Err(e) => p.error role="alert" { (ConsoleError::App(AppError::invalid("overrides", e)).message()) },
+                Err(e) => p.error role="alert" { (preview_failure(e)) },
                 Ok(p) => {
                     dl.facts {
                         dt { "Cluster" } dd #preview-cluster { (p.plan.cluster.name) }
