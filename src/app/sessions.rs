@@ -2,11 +2,13 @@
 //! comes from the TokenReview) opens a session kept in PostgreSQL until it expires or the
 //! user logs out. The cookie carries a random 256-bit id; the database only its SHA-256.
 //! Permissions are not cached in the session: every page and action evaluates the RBAC
-//! rules of that moment, so a revoked binding takes effect at once.
+//! rules of that moment, so a revoked binding takes effect at once. Logins and logouts are
+//! audited (`console.login`, `console.logout`), the session named by its stored hash.
 
 use super::AppError;
 use super::access::Caller;
 use crate::db;
+use crate::db::audit::AuditEntry;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -48,36 +50,75 @@ fn chrono_ttl(ttl: Duration) -> Result<chrono::Duration, AppError> {
     chrono::Duration::from_std(ttl).map_err(|_| AppError::invalid("session ttl", "is too long"))
 }
 
-/// Opens a session for `caller` lasting `ttl`, and forgets expired ones.
+/// How a login proved who it is, as its audit row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginMethod {
+    /// A bearer token, checked with TokenReview.
+    Token,
+    /// A one-time link of `kubectl shepherd ui`.
+    Link,
+}
+
+impl LoginMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Token => "token",
+            LoginMethod::Link => "login link",
+        }
+    }
+}
+
+/// The audit row of a session's start or end; the session is named by its stored hash.
+fn session_audit(action: &str, username: &str, hash: &[u8; 32]) -> AuditEntry {
+    AuditEntry::new(
+        action,
+        username,
+        "console_session",
+        hex::encode(hash),
+        username,
+    )
+}
+
+/// Opens a session for `caller` lasting `ttl` (audited), and forgets expired ones.
 pub async fn open(
     pool: &PgPool,
     caller: &Caller,
     ttl: Duration,
 ) -> Result<OpenedSession, AppError> {
     let mut tx = pool.begin().await?;
-    let opened = open_in(&mut tx, caller, ttl).await?;
+    let opened = open_in(&mut tx, caller, ttl, LoginMethod::Token).await?;
     tx.commit().await?;
     Ok(opened)
 }
 
+/// The session's rows; its audit row is the last write, so the caller commits next.
 async fn open_in(
     conn: &mut sqlx::PgConnection,
     caller: &Caller,
     ttl: Duration,
+    method: LoginMethod,
 ) -> Result<OpenedSession, AppError> {
     let opened = OpenedSession {
         id: random_token(),
         csrf_token: random_token(),
         expires_at: Utc::now() + chrono_ttl(ttl)?,
     };
+    let hash = id_hash(&opened.id);
     db::console_sessions::delete_expired(conn).await?;
     db::console_sessions::insert(
         conn,
-        &id_hash(&opened.id),
+        &hash,
         &caller.username,
         &caller.groups,
         &opened.csrf_token,
         opened.expires_at,
+    )
+    .await?;
+    db::audit::append(
+        conn,
+        &session_audit("console.login", &caller.username, &hash).details(serde_json::json!({
+            "method": method.as_str(), "groups": caller.groups, "expiresAt": opened.expires_at,
+        })),
     )
     .await?;
     Ok(opened)
@@ -120,7 +161,7 @@ pub async fn open_with_code(
         return Ok(None);
     };
     let caller = Caller { username, groups };
-    let opened = open_in(&mut tx, &caller, ttl).await?;
+    let opened = open_in(&mut tx, &caller, ttl, LoginMethod::Link).await?;
     tx.commit().await?;
     Ok(Some((caller, opened)))
 }
@@ -138,9 +179,14 @@ pub async fn find(pool: &PgPool, id: &str) -> Result<Option<Session>, AppError> 
     }))
 }
 
-/// Ends a session (logout); ending one that is gone already is not an error.
+/// Ends a session (logout), audited; ending one that is gone already is not an error.
 pub async fn close(pool: &PgPool, id: &str) -> Result<(), AppError> {
-    db::console_sessions::delete(&mut *pool.acquire().await?, &id_hash(id)).await?;
+    let hash = id_hash(id);
+    let mut tx = pool.begin().await?;
+    if let Some(username) = db::console_sessions::delete(&mut tx, &hash).await? {
+        db::audit::append(&mut tx, &session_audit("console.logout", &username, &hash)).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -46,14 +46,14 @@ pub async fn live(conn: &mut PgConnection, id_sha256: &[u8]) -> sqlx::Result<Opt
     .await
 }
 
-pub async fn delete(conn: &mut PgConnection, id_sha256: &[u8]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "DELETE FROM console_sessions WHERE id_sha256 = $1",
+/// Ends a session; whose it was, if it existed.
+pub async fn delete(conn: &mut PgConnection, id_sha256: &[u8]) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "DELETE FROM console_sessions WHERE id_sha256 = $1 RETURNING username",
         id_sha256
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await
 }
 
 /// Forgets expired sessions; how many went.

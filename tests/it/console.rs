@@ -258,6 +258,27 @@ async fn a_login_needs_its_forms_cookie_and_stores_only_the_sessions_hash(
     assert_eq!(sessions().await, 0);
     let after = send(&api.router, Method::GET, "/ui/", Some(&cookie), None).await;
     assert_eq!(after.header(header::LOCATION), "/ui/login");
+
+    // Both ends of the session are in the audit trail, naming bob and the session's hash.
+    let rows: Vec<(String, String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, actor, resource_id, details FROM audit_log
+          WHERE resource_type = 'console_session' ORDER BY id",
+    )
+    .fetch_all(&t.pool)
+    .await
+    .unwrap();
+    let hash = hex::encode(&stored);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("console.login", "bob")
+    );
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_str()),
+        ("console.logout", "bob")
+    );
+    assert!(rows.iter().all(|r| r.2 == hash), "{rows:?}");
+    assert_eq!(rows[0].3["method"], "token");
 }
 
 #[sqlx::test(migrations = false)]

@@ -274,6 +274,13 @@ async fn nobody_approves_their_own_request_and_forged_or_stale_posts_are_refused
     bob.click("#use-link").await;
     assert_eq!(bob.path().await, "/ui/");
     assert!(bob.text("header").await.contains("Signed in as bob"));
+    let method: serde_json::Value = sqlx::query_scalar(
+        "SELECT details->'method' FROM audit_log WHERE action = 'console.login' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(method, "login link");
     // Logged out: the session is gone from the server too, and the link does not work
     // twice.
     bob.click("form.logout button").await;
