@@ -218,8 +218,8 @@ pub fn router(state: ApiState) -> Router {
     crate::http::with_request_ids(router)
 }
 
-/// Scopes the request with its id, for the audit rows it writes.
-async fn audit_request_id(request: Request, next: Next) -> Response {
+/// Scopes the request with its id, for the audit rows it writes (REST API and console).
+pub(crate) async fn audit_request_id(request: Request, next: Next) -> Response {
     match crate::http::request_id(&request).map(str::to_string) {
         Some(id) => crate::db::audit::with_request_id(id, next.run(request)).await,
         None => next.run(request).await,

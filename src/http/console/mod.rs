@@ -54,21 +54,13 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(crate::http::metrics::track_api))
-        .layer(middleware::from_fn(audit_request_id))
+        .layer(middleware::from_fn(crate::http::api::audit_request_id))
         .with_state(state);
     crate::http::with_request_ids(router)
 }
 
 async fn not_found() -> ConsoleError {
     ConsoleError::NotFound("No such page.".into())
-}
-
-/// Scopes the request with its id, for the audit rows a console action writes.
-async fn audit_request_id(request: Request, next: Next) -> Response {
-    match crate::http::request_id(&request).map(str::to_string) {
-        Some(id) => crate::db::audit::with_request_id(id, next.run(request)).await,
-        None => next.run(request).await,
-    }
 }
 
 /// Headers every console answer carries; pages (everything but the assets) are not stored
